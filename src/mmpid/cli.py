@@ -1,12 +1,279 @@
-"""The `mmpid` command line: thin commands that only call the library."""
+"""The `mmpid` command line: thin commands over the library (mmpid.pipeline and friends).
+
+Every command prints one coloured line per error and exits with code 1 on bad input.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
 import typer
+from rich.console import Console
 
-app = typer.Typer(help="mmpid: what a vision-language model uses, in bits.", no_args_is_help=True)
+from mmpid.errors import MmpidError
+
+app = typer.Typer(
+    help="mmpid: what a vision-language model uses, in bits (Partial Information Decomposition).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+zoo_app = typer.Typer(help="Small VLMs trained on easy-vqa whose behaviour is known.", no_args_is_help=True)
+app.add_typer(zoo_app, name="zoo")
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Options shared by several commands.
+Model = Annotated[str, typer.Option("--model", "-m", help="Hub id, local folder, or zoo:NAME.")]
+Dataset = Annotated[str, typer.Option(help="easy-vqa, a Hugging Face dataset name/path, or a .jsonl file.")]
+Split = Annotated[str, typer.Option(help="Dataset split.")]
+Limit = Annotated[int | None, typer.Option(help="Use at most this many samples.")]
+Column = Annotated[
+    list[str] | None,
+    typer.Option("--column", help="Column mapping ROLE=NAME for image, question, answer (repeatable)."),
+]
+Protocol = Annotated[str, typer.Option(help="input-fusion (default) or span.")]
+Pooling = Annotated[str, typer.Option(help="mean, last or max over a span's tokens.")]
+Target = Annotated[str, typer.Option(help="span protocol: prediction or label.")]
+BatchSize = Annotated[int, typer.Option(help="Samples per forward pass.")]
+Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+DType = Annotated[str | None, typer.Option(help="float32, bfloat16 or float16 (default: the model's).")]
+Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+Clusters = Annotated[str, typer.Option(help="Clusters per variable: 'auto' or an integer.")]
+Bootstrap = Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples.")]
+Permutations = Annotated[int, typer.Option("--permutations", help="Permutations for the null.")]
+Level = Annotated[float, typer.Option(help="Confidence level of the intervals.")]
+Seed = Annotated[int, typer.Option(help="Random seed (sampling, clustering, resampling).")]
+Layers = Annotated[str | None, typer.Option(help="Comma-separated layers to estimate (default: all).")]
 
 
-@app.callback()
-def main() -> None:
-    """mmpid: Partial Information Decomposition of vision-language models."""
+def _friendly(func: F) -> F:
+    """Turn mmpid's typed errors into one red line and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (MmpidError, FileNotFoundError) as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(code=1) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _columns(pairs: list[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    mapping = {}
+    for pair in pairs:
+        role, sep, name = pair.partition("=")
+        if not sep or role not in {"image", "question", "answer", "id"}:
+            raise typer.BadParameter(
+                f"--column must be ROLE=NAME with ROLE one of image, question, answer, id; got {pair!r}."
+            )
+        mapping[role] = name
+    return mapping
+
+
+def _clusters(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter(f"--clusters must be 'auto' or an integer; got {value!r}.") from None
+
+
+def _layers(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--layers must be comma-separated integers; got {value!r}.") from None
+
+
+@app.command()
+@_friendly
+def extract(
+    model: Model,
+    out: Out,
+    dataset: Dataset = "easy-vqa",
+    split: Split = "test",
+    limit: Limit = None,
+    column: Column = None,
+    protocol: Protocol = "input-fusion",
+    pooling: Pooling = "mean",
+    target: Target = "prediction",
+    batch_size: BatchSize = 16,
+    device: Device = "auto",
+    dtype: DType = None,
+    seed: Seed = 0,
+) -> None:
+    """Run the model over the dataset and write pooled per-layer features to a store (resumable)."""
+    from mmpid.data import load_dataset
+    from mmpid.extract import extract as run_extract
+    from mmpid.models.registry import load_adapter
+    from mmpid.pipeline import resolve_model
+
+    adapter = load_adapter(resolve_model(model), device=device, dtype=dtype)
+    data = load_dataset(dataset, split=split, limit=limit, seed=seed, columns=_columns(column))
+    store = run_extract(
+        adapter, data, out, protocol=protocol, pooling=pooling, target=target, batch_size=batch_size
+    )
+    console.print(f"feature store: [bold]{out}[/] ({len(store.layers)} layers)")
+
+
+@app.command()
+@_friendly
+def estimate(
+    store: Annotated[Path, typer.Argument(help="A feature store written by 'mmpid extract'.")],
+    out: Out,
+    layers: Layers = None,
+    clusters: Clusters = "auto",
+    bootstrap: Bootstrap = 200,
+    permutations: Permutations = 100,
+    level: Level = 0.95,
+    seed: Seed = 0,
+) -> None:
+    """Estimate the PID atoms of every stored layer; write results.json and results.csv."""
+    from mmpid.pipeline import estimate_store
+
+    estimate_store(
+        store,
+        out,
+        layers=_layers(layers),
+        clusters=_clusters(clusters),
+        n_bootstrap=bootstrap,
+        n_permutations=permutations,
+        level=level,
+        seed=seed,
+    )
+    console.print(f"results: [bold]{out / 'results.json'}[/] and results.csv")
+
+
+@app.command()
+@_friendly
+def report(
+    results: Annotated[Path, typer.Argument(help="results.json, or the folder holding it.")],
+    out: Out,
+) -> None:
+    """Render results as one self-contained HTML report plus PNG plots."""
+    from mmpid.report import render_report
+    from mmpid.report.results import load
+
+    paths = render_report(load(results), out)
+    console.print(f"report: [bold]{paths.html}[/]")
+
+
+@app.command()
+@_friendly
+def analyze(
+    model: Model,
+    out: Out,
+    dataset: Dataset = "easy-vqa",
+    split: Split = "test",
+    limit: Limit = None,
+    column: Column = None,
+    protocol: Protocol = "input-fusion",
+    pooling: Pooling = "mean",
+    target: Target = "prediction",
+    batch_size: BatchSize = 16,
+    device: Device = "auto",
+    dtype: DType = None,
+    layers: Layers = None,
+    clusters: Clusters = "auto",
+    bootstrap: Bootstrap = 200,
+    permutations: Permutations = 100,
+    level: Level = 0.95,
+    seed: Seed = 0,
+) -> None:
+    """Extract + estimate + report in one command."""
+    from mmpid.pipeline import analyze as run_analyze
+
+    paths = run_analyze(
+        model,
+        out,
+        dataset=dataset,
+        split=split,
+        limit=limit,
+        data_seed=seed,
+        columns=_columns(column),
+        protocol=protocol,
+        pooling=pooling,
+        target=target,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        layers=_layers(layers),
+        clusters=_clusters(clusters),
+        n_bootstrap=bootstrap,
+        n_permutations=permutations,
+        level=level,
+        seed=seed,
+    )
+    console.print(f"report: [bold]{paths.report_html}[/]")
+
+
+@app.command()
+@_friendly
+def demo(
+    out: Out = Path("reports/demo"),
+    limit: Annotated[int, typer.Option(help="Test questions to use.")] = 2000,
+) -> None:
+    """The main job on the embedded default: zoo:normal on easy-vqa's test split."""
+    from mmpid.pipeline import analyze as run_analyze
+
+    paths = run_analyze("zoo:normal", out, dataset="easy-vqa", split="test", limit=limit, device="cpu")
+    console.print(f"report: [bold]{paths.report_html}[/]")
+
+
+@app.command()
+@_friendly
+def decompose(
+    table: Annotated[Path, typer.Argument(help="A .npy array of shape (n1, n2, ny): p(x1, x2, y) or counts.")],
+    method: Annotated[str, typer.Option(help="exact or ipfp.")] = "exact",
+) -> None:
+    """Decompose one discrete joint distribution and print its atoms in bits as JSON."""
+    import numpy as np
+
+    from mmpid.pid import decompose as run_decompose
+
+    if not table.exists():
+        raise FileNotFoundError(f"No such table file: {table}")
+    result = run_decompose(np.load(table), method=method)
+    console.print_json(json.dumps(result.to_dict(), default=float))
+
+
+@zoo_app.command("list")
+@_friendly
+def zoo_list() -> None:
+    """List the shipped models and their recorded accuracy."""
+    from mmpid import zoo
+
+    for name in zoo.list_models():
+        console.print(f"zoo:{name}\t{zoo.resolve('zoo:' + name)}")
+
+
+@zoo_app.command("train")
+@_friendly
+def zoo_train(
+    name: Annotated[str, typer.Argument(help="normal, blind, or another name from 'mmpid zoo list'.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Where to save (default: a new folder).")] = None,
+    seed: Seed = 0,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Retrain a zoo model from its seed."""
+    from mmpid import zoo
+
+    report = zoo.train(name, seed=seed, out_dir=out, device=device)
+    console.print(report)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
