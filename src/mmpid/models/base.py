@@ -1,0 +1,618 @@
+"""The adapter interface: what mmpid needs from a vision-language model family.
+
+An adapter wraps one loaded model and its processor and turns a batch of
+(image, question) pairs into pooled activations. Everything downstream (the
+extraction loop, the store, the estimator) sees only :class:`Activations`.
+
+What an adapter must provide
+----------------------------
+Subclass :class:`Adapter` (any architecture) or :class:`DecoderAdapter` (a
+decoder VLM that scatters image features into the language model's input
+embeddings: LLaVA, Idefics3, Qwen2-VL, PaliGemma, ...) and set:
+
+``model_class``
+    The transformers class to load (``LlavaForConditionalGeneration``, ...).
+``family``
+    A short name shown in manifests and messages.
+
+and implement
+
+``build_prompt(question, n_images)``
+    The rendered prompt text (chat template applied, image placeholders in
+    place, generation prompt appended). The question must appear verbatim.
+``encode(images, questions)``
+    Run the processor and return :class:`Encoded`: model inputs plus boolean
+    masks of the image-token and question-token positions and the answer
+    position (the last prompt token). :class:`DecoderAdapter` implements it
+    from the processor's own image-token id and the tokenizer's offsets; a
+    family usually only overrides :meth:`DecoderAdapter.image_token_id` or
+    :meth:`DecoderAdapter.processor_kwargs`.
+``run(encoded, *, pooling)``
+    One forward pass returning :class:`Activations` (pooled, float32 numpy,
+    hidden states of layers ``0..L``). :class:`DecoderAdapter` implements it
+    with forward hooks on the language model's decoder layers (see
+    :func:`capture_layers`); it needs :meth:`DecoderAdapter.language_model`
+    (the text decoder, with ``.layers`` and usually ``.norm``) and
+    :meth:`DecoderAdapter.backbone` (the module called with the processor's
+    outputs; default ``model.model``, which skips the full-sequence LM head).
+
+Layer convention: ``n_layers = L + 1`` hidden states for ``L`` decoder layers,
+index 0 the merged input embeddings (image features already scattered into the
+image-token positions), index ``l`` the output of decoder layer ``l``, and the
+last index after the final norm: exactly what transformers returns with
+``output_hidden_states=True``.
+
+A cross-attention model (BLIP) subclasses :class:`Adapter` directly and documents
+what its layers are.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmpid.errors import InputError, ModelFamilyError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+POOLINGS = ("mean", "last", "max")
+
+__all__ = [
+    "POOLINGS",
+    "Activations",
+    "Adapter",
+    "DecoderAdapter",
+    "Encoded",
+    "capture_layers",
+    "find_subsequence",
+    "pool",
+    "question_token_positions",
+    "resolve_device",
+    "resolve_dtype",
+]
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class Encoded:
+    """A processed batch, ready for :meth:`Adapter.run`.
+
+    Attributes
+    ----------
+    inputs : dict of str to torch.Tensor
+        Keyword arguments of the model call, on the model's device.
+    image_mask, text_mask : torch.Tensor of bool, shape (B, T)
+        Image-token positions (all tiles, all images) and question-token
+        positions (no template boilerplate, no special tokens).
+    answer_index : torch.Tensor of int64, shape (B,)
+        Position of the last prompt token, whose hidden state predicts the answer.
+    n_image_tokens : list of int
+        Image tokens found in the ids, per example.
+    expected_image_tokens : list of int or None
+        Image tokens the processor says it inserted (None when it cannot say).
+    lengths : list of int
+        Prompt length in tokens, per example.
+    prompts : list of str
+        The rendered prompts, per example.
+    """
+
+    inputs: dict[str, torch.Tensor]
+    image_mask: torch.Tensor
+    text_mask: torch.Tensor
+    answer_index: torch.Tensor
+    n_image_tokens: list[int]
+    expected_image_tokens: list[int] | None
+    lengths: list[int]
+    prompts: list[str]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.answer_index.shape[0])
+
+
+@dataclass(frozen=True)
+class Activations:
+    """Pooled activations of one batch, float32 numpy, on the CPU.
+
+    Attributes
+    ----------
+    image : ndarray, shape (n_layers, B, d)
+        Image-token hidden states pooled per layer. ``image[0]`` is X_image of the
+        input-fusion protocol (image features as they enter the language model).
+    text : ndarray, shape (n_layers, B, d)
+        Question-token hidden states pooled per layer; ``text[0]`` is X_text.
+    answer : ndarray, shape (n_layers, B, d)
+        Hidden state at the answer position (last prompt token), per layer.
+    logits : ndarray, shape (B, V) or None
+        Next-token logits at the answer position.
+    """
+
+    image: np.ndarray
+    text: np.ndarray
+    answer: np.ndarray
+    logits: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": self.image, "text": self.text, "answer": self.answer, "logits": self.logits}
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Map ``"auto" | "cpu" | "cuda" | "cuda:N"`` to a torch device."""
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise InputError(f"The 'device' parameter must be 'auto', 'cpu' or 'cuda[:N]'. Got {device!r}.")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu" or device.startswith("cuda"):
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError(f"The 'device' parameter is {device!r} but CUDA is not available. Use 'cpu' or 'auto'.")
+        return torch.device(device)
+    raise InputError(f"The 'device' parameter must be 'auto', 'cpu' or 'cuda[:N]'. Got {device!r}.")
+
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """Map a dtype name to a torch dtype; None means float32 on CPU and bfloat16 on CUDA."""
+    if dtype is None or dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and dtype.lower() in _DTYPES:
+        return _DTYPES[dtype.lower()]
+    raise InputError(
+        f"The 'dtype' parameter must be one of {sorted(set(_DTYPES))}, 'auto' or None. Got {dtype!r}."
+    )
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """Pool hidden states over the positions of a mask.
+
+    Parameters
+    ----------
+    hidden : Tensor, shape (B, T, d)
+    mask : Tensor of bool, shape (B, T); every row must have at least one True.
+    how : {"mean", "last", "max"}
+        ``last`` takes the last masked position of each row.
+
+    Returns
+    -------
+    Tensor, shape (B, d), float32.
+    """
+    h = hidden.float()
+    m = mask.to(h.device)
+    if how == "mean":
+        w = m.to(h.dtype).unsqueeze(-1)
+        return (h * w).sum(1) / w.sum(1).clamp_min(1.0)
+    if how == "max":
+        neg = torch.finfo(h.dtype).min
+        return h.masked_fill(~m.unsqueeze(-1), neg).amax(1)
+    if how == "last":
+        t = torch.arange(m.shape[1], device=m.device)
+        last = torch.where(m, t, -1).amax(1).clamp_min(0)
+        return h[torch.arange(h.shape[0], device=h.device), last]
+    raise InputError(f"The 'pooling' parameter must be one of {POOLINGS}. Got {how!r}.")
+
+
+def find_subsequence(haystack: Sequence[int], needle: Sequence[int]) -> int:
+    """Start of the last occurrence of ``needle`` in ``haystack``, or -1."""
+    n, m = len(haystack), len(needle)
+    if m == 0 or m > n:
+        return -1
+    first = needle[0]
+    for start in range(n - m, -1, -1):
+        if haystack[start] == first and list(haystack[start : start + m]) == list(needle):
+            return start
+    return -1
+
+
+def question_token_positions(
+    offsets: Sequence[tuple[int, int]],
+    span: tuple[int, int],
+    special: Sequence[bool],
+) -> list[int]:
+    """Token indices whose character offsets overlap ``span`` and that are not special.
+
+    Parameters
+    ----------
+    offsets : sequence of (start, end) character offsets, one per token
+    span : (start, end) character span of the question in the text
+    special : sequence of bool, one per token (True for special tokens)
+    """
+    s0, s1 = span
+    return [i for i, ((a, b), sp) in enumerate(zip(offsets, special)) if not sp and b > a and a < s1 and b > s0]
+
+
+@contextlib.contextmanager
+def capture_layers(
+    points: Sequence[tuple[nn.Module, str]],
+    reduce: Callable[[int, torch.Tensor], None],
+) -> Iterator[None]:
+    """Call ``reduce(layer_index, hidden)`` at each capture point during a forward pass.
+
+    Parameters
+    ----------
+    points : sequence of (module, "pre" | "post")
+        Capture point ``i`` reads the first input (``"pre"``) or the output
+        (``"post"``; first element of a tuple output) of its module.
+    reduce : callable
+        Receives the layer index and the hidden states, shape (B, T, d); it must
+        keep only what it needs (pooled, detached copies).
+
+    The hooks are removed on exit, also when the forward pass raises.
+    """
+    handles = []
+
+    def _pre(i: int):
+        def hook(module, args, kwargs):
+            h = args[0] if args else kwargs.get("hidden_states")
+            reduce(i, h.detach())
+
+        return hook
+
+    def _post(i: int):
+        def hook(module, args, output):
+            h = output[0] if isinstance(output, (tuple, list)) else output
+            if hasattr(h, "last_hidden_state"):
+                h = h.last_hidden_state
+            reduce(i, h.detach())
+
+        return hook
+
+    try:
+        for i, (module, where) in enumerate(points):
+            if where == "pre":
+                handles.append(module.register_forward_pre_hook(_pre(i), with_kwargs=True))
+            elif where == "post":
+                handles.append(module.register_forward_hook(_post(i)))
+            else:  # pragma: no cover - programming error
+                raise ValueError(f"capture point must be 'pre' or 'post', got {where!r}")
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+# ---------------------------------------------------------------------- adapters
+
+
+class Adapter(abc.ABC):
+    """One loaded VLM and its processor, seen through what mmpid needs.
+
+    Subclasses set :attr:`model_class` and :attr:`family` and implement
+    :meth:`build_prompt`, :meth:`encode` and :meth:`run` (see the module docstring).
+    """
+
+    family: ClassVar[str] = ""
+    model_class: ClassVar[Any] = None
+
+    def __init__(self, model: nn.Module, processor: Any, *, model_id: str, revision: str | None = None) -> None:
+        self.model = model
+        self.processor = processor
+        self.model_id = model_id
+        self.revision = revision
+        self.model.eval()
+
+    # ---- loading
+    @classmethod
+    def load(cls, path: str, *, device: str = "auto", dtype: str | torch.dtype | None = None) -> Adapter:
+        """Load model and processor from a hub id (cached) or a local folder."""
+        from transformers import AutoProcessor
+
+        dev = resolve_device(device)
+        dt = resolve_dtype(dtype, dev)
+        try:
+            processor = AutoProcessor.from_pretrained(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelFamilyError(
+                f"Could not load a processor from {path!r} ({type(exc).__name__}: {exc}). "
+                "The model folder must contain the processor files: save them with processor.save_pretrained(path)."
+            ) from exc
+        if not hasattr(processor, "image_processor") or not hasattr(processor, "tokenizer"):
+            raise ModelFamilyError(
+                f"The folder {path!r} holds no multimodal processor (found {type(processor).__name__}: "
+                "an image processor and a tokenizer are both needed). "
+                "Save the model's processor with processor.save_pretrained(path)."
+            )
+        model = cls.model_class.from_pretrained(path, dtype=dt)
+        model.to(dev)
+        revision = getattr(model.config, "_commit_hash", None)
+        return cls(model, processor, model_id=str(path), revision=revision)
+
+    # ---- facts
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tokenizer
+
+    @property
+    @abc.abstractmethod
+    def n_layers(self) -> int:
+        """Number of hidden states returned per layer sweep (decoder layers + 1)."""
+
+    @property
+    @abc.abstractmethod
+    def hidden_size(self) -> int:
+        """Width d of the pooled vectors."""
+
+    @property
+    def max_length(self) -> int | None:
+        """Context length in tokens, or None if the config does not say."""
+        cfg = getattr(self.model.config, "text_config", self.model.config)
+        return getattr(cfg, "max_position_embeddings", None)
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records about the model."""
+        return {
+            "id": self.model_id,
+            "revision": self.revision,
+            "family": self.family,
+            "model_type": getattr(self.model.config, "model_type", None),
+            "class": type(self.model).__name__,
+            "n_layers": self.n_layers,
+            "hidden_size": self.hidden_size,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "device": str(self.device),
+        }
+
+    # ---- the work
+    @abc.abstractmethod
+    def build_prompt(self, question: str, n_images: int = 1) -> str:
+        """Rendered prompt text with image placeholders; contains ``question`` verbatim."""
+
+    @abc.abstractmethod
+    def encode(self, images: Sequence[Image.Image | Sequence[Image.Image]], questions: Sequence[str]) -> Encoded:
+        """Process a batch; each entry of ``images`` is one image or a list of images."""
+
+    @abc.abstractmethod
+    def run(self, encoded: Encoded, *, pooling: str = "mean") -> Activations:
+        """One forward pass; pooled activations of every layer."""
+
+    def answer_continuation(self, prompt: str, answer: str) -> list[int]:
+        """Token ids of ``answer`` as the model would write it right after ``prompt``."""
+        tok = self.tokenizer
+        sep = "" if (not prompt or prompt[-1].isspace()) else " "
+        base = tok(prompt, add_special_tokens=False)["input_ids"]
+        full = tok(prompt + sep + answer, add_special_tokens=False)["input_ids"]
+        if full[: len(base)] == base and len(full) > len(base):
+            return list(full[len(base) :])
+        return list(tok(sep + answer, add_special_tokens=False)["input_ids"])
+
+
+class DecoderAdapter(Adapter):
+    """A decoder VLM whose image features replace image-token embeddings.
+
+    Subclasses implement :meth:`build_prompt` and may override
+    :meth:`language_model`, :meth:`backbone`, :meth:`image_token_id`,
+    :meth:`processor_kwargs` and :meth:`expected_image_tokens`.
+    """
+
+    # ---- architecture accessors
+    def language_model(self) -> nn.Module:
+        """The text decoder (has ``.layers`` and usually ``.norm``)."""
+        inner = getattr(self.model, "model", self.model)
+        for name in ("language_model", "text_model"):
+            lm = getattr(inner, name, None)
+            if lm is not None:
+                return getattr(lm, "model", lm)
+        raise ModelFamilyError(f"{type(self.model).__name__} has no language_model/text_model; override language_model().")
+
+    def backbone(self) -> nn.Module:
+        """The module called with the processor's outputs (no full-sequence LM head)."""
+        return getattr(self.model, "model", self.model)
+
+    def decoder_layers(self) -> Sequence[nn.Module]:
+        return self.language_model().layers
+
+    def final_norm(self) -> nn.Module | None:
+        return getattr(self.language_model(), "norm", None)
+
+    def image_token_id(self) -> int:
+        """The id the processor inserts for each image feature, from config or processor."""
+        for obj in (self.model.config, self.processor):
+            for name in ("image_token_id", "image_token_index"):
+                v = getattr(obj, name, None)
+                if isinstance(v, int):
+                    return v
+        tok = getattr(self.processor, "image_token", None)
+        if isinstance(tok, str):
+            return int(self.tokenizer.convert_tokens_to_ids(tok))
+        raise ModelFamilyError(f"Cannot find the image-token id of {type(self.model).__name__}.")
+
+    def processor_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    # ---- facts
+    @property
+    def n_layers(self) -> int:
+        return len(self.decoder_layers()) + 1
+
+    @property
+    def hidden_size(self) -> int:
+        cfg = getattr(self.model.config, "text_config", self.model.config)
+        return int(cfg.hidden_size)
+
+    # ---- encode
+    def expected_image_tokens(self, images: Sequence[Sequence[Image.Image]]) -> list[int] | None:
+        """Image tokens the processor inserts per example, from its own bookkeeping."""
+        fn = getattr(self.processor, "_get_num_multimodal_tokens", None)
+        if fn is None:
+            return None
+        flat = [im for ims in images for im in ims]
+        sizes = [(im.height, im.width) for im in flat]
+        try:
+            data = fn(image_sizes=sizes)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return None
+        counts = getattr(data, "num_image_tokens", None)
+        if counts is None and isinstance(data, dict):
+            counts = data.get("num_image_tokens")
+        if counts is None or len(counts) != len(flat):
+            return None
+        out, k = [], 0
+        for ims in images:
+            out.append(int(sum(counts[k : k + len(ims)])))
+            k += len(ims)
+        return out
+
+    def _call_processor(self, images: list[list[Image.Image]], prompts: list[str]) -> dict[str, torch.Tensor]:
+        tok = self.tokenizer
+        old_side = getattr(tok, "padding_side", "right")
+        tok.padding_side = "right"
+        try:
+            batch = self.processor(
+                images=images, text=prompts, padding=True, return_tensors="pt", **self.processor_kwargs()
+            )
+        finally:
+            tok.padding_side = old_side
+        return dict(batch)
+
+    def encode(self, images: Sequence[Image.Image | Sequence[Image.Image]], questions: Sequence[str]) -> Encoded:
+        if len(images) != len(questions):
+            raise InputError(
+                f"'images' and 'questions' must have the same length. Got {len(images)} and {len(questions)}."
+            )
+        ims = [list(x) if isinstance(x, (list, tuple)) else [x] for x in images]
+        prompts = [self.build_prompt(q, len(i)) for q, i in zip(questions, ims)]
+        inputs = self._call_processor(ims, prompts)
+        ids = inputs["input_ids"]
+        attn = inputs.get("attention_mask", torch.ones_like(ids))
+        image_mask = ids == self.image_token_id()
+        lengths = attn.sum(1)
+        answer_index = (lengths - 1).to(torch.long)
+        text_mask = torch.zeros_like(image_mask)
+        for b, (prompt, q) in enumerate(zip(prompts, questions)):
+            pos = self._question_positions(prompt, q, ids[b, : int(lengths[b])].tolist())
+            text_mask[b, pos] = True
+        dev, dt = self.device, self.dtype
+        model_inputs = {
+            k: (v.to(dev, dt) if torch.is_floating_point(v) else v.to(dev))
+            for k, v in inputs.items()
+            if isinstance(v, torch.Tensor)
+        }
+        return Encoded(
+            inputs=model_inputs,
+            image_mask=image_mask.to(dev),
+            text_mask=text_mask.to(dev),
+            answer_index=answer_index.to(dev),
+            n_image_tokens=[int(n) for n in image_mask.sum(1)],
+            expected_image_tokens=self.expected_image_tokens(ims),
+            lengths=[int(n) for n in lengths],
+            prompts=prompts,
+        )
+
+    def _question_positions(self, prompt: str, question: str, ids: list[int]) -> list[int]:
+        """Positions of the question's tokens in the processor's (expanded) ids.
+
+        The question is located by characters in the unexpanded prompt, its tokens
+        are read from the tokenizer's offset mapping (special tokens dropped), and
+        that id run is found in the expanded ids: image placeholders are special
+        tokens, so the text between them tokenizes the same before and after the
+        processor expands them.
+        """
+        start = prompt.rfind(question)
+        if start < 0 or not question.strip():
+            raise InputError(f"The prompt template dropped the question {question!r}; cannot find its tokens.")
+        enc = self.tokenizer(
+            prompt, add_special_tokens=False, return_offsets_mapping=True, return_special_tokens_mask=True
+        )
+        special_ids = set(self.tokenizer.all_special_ids) | {self.image_token_id()}
+        special = [bool(s) or t in special_ids for s, t in zip(enc["special_tokens_mask"], enc["input_ids"])]
+        local = question_token_positions(enc["offset_mapping"], (start, start + len(question)), special)
+        if not local:
+            raise InputError(f"The question {question!r} has no tokens after removing special tokens.")
+        run = [enc["input_ids"][i] for i in range(local[0], local[-1] + 1)]
+        at = find_subsequence(ids, run)
+        if at < 0:
+            raise InputError(
+                f"Could not find the question's tokens in the processor's input ids for {question!r}; "
+                "the processor tokenizes the prompt differently from its tokenizer."
+            )
+        return [at + (i - local[0]) for i in local]
+
+    # ---- run
+    def capture_points(self) -> list[tuple[nn.Module, str]]:
+        layers = list(self.decoder_layers())
+        norm = self.final_norm()
+        points: list[tuple[nn.Module, str]] = [(layers[0], "pre")]
+        points += [(layer, "post") for layer in layers[:-1]]
+        points.append((norm, "post") if norm is not None else (layers[-1], "post"))
+        return points
+
+    def answer_logits(self, last_hidden: torch.Tensor) -> torch.Tensor:
+        """Next-token logits from the final hidden state at the answer position, (B, d) -> (B, V)."""
+        head = self.model.get_output_embeddings()
+        return head(last_hidden.to(head.weight.dtype))
+
+    def forward_kwargs(self, encoded: Encoded) -> dict[str, Any]:
+        params = inspect.signature(self.backbone().forward).parameters
+        kw = dict(encoded.inputs)
+        if "use_cache" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            kw["use_cache"] = False
+        return kw
+
+    @torch.inference_mode()
+    def run(self, encoded: Encoded, *, pooling: str = "mean") -> Activations:
+        if pooling not in POOLINGS:
+            raise InputError(f"The 'pooling' parameter must be one of {POOLINGS}. Got {pooling!r}.")
+        for name, counts in (("image", encoded.image_mask.sum(1)), ("question", encoded.text_mask.sum(1))):
+            if bool((counts == 0).any()):
+                raise InputError(f"Some examples in the batch have no {name} tokens; cannot pool an empty span.")
+        n = self.n_layers
+        b = encoded.batch_size
+        rows = torch.arange(b, device=encoded.answer_index.device)
+        img: list[torch.Tensor | None] = [None] * n
+        txt: list[torch.Tensor | None] = [None] * n
+        ans: list[torch.Tensor | None] = [None] * n
+        last_full: list[torch.Tensor] = []
+
+        def reduce(i: int, h: torch.Tensor) -> None:
+            img[i] = pool(h, encoded.image_mask, pooling)
+            txt[i] = pool(h, encoded.text_mask, pooling)
+            ans[i] = h[rows, encoded.answer_index].float()
+            if i == n - 1:
+                last_full.append(h[rows, encoded.answer_index])
+
+        with capture_layers(self.capture_points(), reduce):
+            self.backbone()(**self.forward_kwargs(encoded))
+        if any(v is None for v in img):
+            missing = [i for i, v in enumerate(img) if v is None]
+            raise ModelFamilyError(f"Layers {missing} of {type(self.model).__name__} were not captured.")
+        logits = self.answer_logits(last_full[-1]).float()
+
+        def stack(xs: list[torch.Tensor | None]) -> np.ndarray:
+            return torch.stack(xs).cpu().numpy().astype(np.float32, copy=False)  # type: ignore[arg-type]
+
+        return Activations(image=stack(img), text=stack(txt), answer=stack(ans), logits=logits.cpu().numpy())
