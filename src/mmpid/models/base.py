@@ -10,8 +10,9 @@ Subclass :class:`Adapter` (any architecture) or :class:`DecoderAdapter` (a
 decoder VLM that scatters image features into the language model's input
 embeddings: LLaVA, Idefics3, Qwen2-VL, PaliGemma, ...) and set:
 
-``model_class``
-    The transformers class to load (``LlavaForConditionalGeneration``, ...).
+``model_class`` or ``transformers_class()``
+    The transformers class to load (``LlavaForConditionalGeneration``, ...);
+    override the classmethod to import it lazily.
 ``family``
     A short name shown in manifests and messages.
 
@@ -311,6 +312,13 @@ class Adapter(abc.ABC):
     family: ClassVar[str] = ""
     model_class: ClassVar[Any] = None
 
+    @classmethod
+    def transformers_class(cls) -> Any:
+        """The transformers model class this adapter loads."""
+        if cls.model_class is None:
+            raise NotImplementedError(f"{cls.__name__} must set model_class or override transformers_class().")
+        return cls.model_class
+
     def __init__(self, model: nn.Module, processor: Any, *, model_id: str, revision: str | None = None) -> None:
         self.model = model
         self.processor = processor
@@ -339,7 +347,7 @@ class Adapter(abc.ABC):
                 "an image processor and a tokenizer are both needed). "
                 "Save the model's processor with processor.save_pretrained(path)."
             )
-        model = cls.model_class.from_pretrained(path, dtype=dt)
+        model = cls.transformers_class().from_pretrained(path, dtype=dt)
         model.to(dev)
         revision = getattr(model.config, "_commit_hash", None)
         return cls(model, processor, model_id=str(path), revision=revision)
