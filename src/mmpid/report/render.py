@@ -1,0 +1,140 @@
+"""render_report: results in, one self-contained report.html plus its PNGs out."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmpid.errors import InputError, StoreError
+from mmpid.report.html import Figure, build_html
+from mmpid.report.results import LayerResults, load
+
+__all__ = ["ReportPaths", "render_report"]
+
+REPORT_HTML = "report.html"
+ATOMS_PNG = "atoms_by_layer.png"
+CONTRIBUTION_PNG = "contribution_by_layer.png"
+LAST_LAYER_PNG = "last_layer_atoms.png"
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where :func:`render_report` wrote the report.
+
+    ``atoms_by_layer`` and ``contribution`` are None for a single-layer result (no curves).
+    """
+
+    html: Path
+    last_layer: Path
+    atoms_by_layer: Path | None = None
+    contribution: Path | None = None
+
+    @property
+    def pngs(self) -> tuple[Path, ...]:
+        """Every PNG written, in page order."""
+        return tuple(p for p in (self.atoms_by_layer, self.contribution, self.last_layer) if p)
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {k: None if v is None else str(v) for k, v in self.__dict__.items()}
+
+
+def render_report(
+    results: LayerResults | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+) -> ReportPaths:
+    """Render results as ``out_dir/report.html`` (self-contained) plus the PNGs beside it.
+
+    The page holds: the atoms R, U_image, U_text, S across layers (corrected, with bootstrap
+    bands, plug-in and null mean); the text contribution across layers with its band; the four
+    atoms at the last layer as stacked bars (negative atoms below zero, flagged) and with their
+    intervals; a table; the warnings; the configuration. A single-layer result gets the bars
+    and the table only. Figures are drawn with matplotlib's Agg renderer, without pyplot.
+
+    Parameters
+    ----------
+    results : a :class:`LayerResults`, or the path of ``results.json`` / the folder holding it.
+    out_dir : the folder to write into (created if needed).
+    title : the page title (default: ``mmpid: MODEL on DATASET`` from the configuration).
+
+    Returns
+    -------
+    ReportPaths with the paths of the HTML file and of each PNG.
+    """
+    if isinstance(results, (str, os.PathLike)):
+        results = load(results)
+    elif not isinstance(results, LayerResults):
+        raise InputError(
+            "'results' must be a LayerResults or the path of a results.json file or folder; "
+            f"got {type(results).__name__}."
+        )
+    if title is not None and not isinstance(title, str):
+        raise InputError(f"'title' must be a string or None; got {type(title).__name__}.")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"'out_dir' must be a folder; {out} is a file.")
+    out.mkdir(parents=True, exist_ok=True)
+    return _render_report(results, out, title=title)
+
+
+def _render_report(results: LayerResults, out: Path, *, title: str | None) -> ReportPaths:
+    from mmpid.report import plots
+
+    level = results.config.get("level", 0.95)
+    try:
+        level_text = f"{100 * float(level):g}%"
+    except (TypeError, ValueError):
+        level_text = "95%"
+    figures: list[Figure] = []
+    multi = len(results.layers) > 1
+    if multi:
+        figures.append(
+            Figure(
+                ATOMS_PNG,
+                "The four PID atoms across layers, in bits. Solid: bias-corrected value "
+                f"(plug-in minus null mean) with its {level_text} bootstrap band; dotted: "
+                "plug-in; dashed grey: permutation-null mean; ▼: negative corrected value.",
+                _png(plots.atoms_by_layer(results)),
+            )
+        )
+        figures.append(
+            Figure(
+                CONTRIBUTION_PNG,
+                "Text contribution U<sub>text</sub>/(U<sub>image</sub>+U<sub>text</sub>) across "
+                f"layers with its {level_text} bootstrap band; above 50% the text carries more "
+                "unique information than the image. ×: undefined (both uniques about zero).",
+                _png(plots.contribution_by_layer(results)),
+            )
+        )
+    else:  # remove curves left by an earlier multi-layer report in the same folder
+        for stale in (ATOMS_PNG, CONTRIBUTION_PNG):
+            (out / stale).unlink(missing_ok=True)
+    figures.append(
+        Figure(
+            LAST_LAYER_PNG,
+            f"The atoms at layer {results.last_layer}. Left: plug-in and corrected atoms "
+            "stacked (negative atoms below zero, hatched). Right: each corrected atom with "
+            f"its {level_text} interval, plug-in and null mean.",
+            _png(plots.last_layer_atoms(results)),
+        )
+    )
+    for fig in figures:
+        (out / fig.name).write_bytes(fig.png)
+    html_path = out / REPORT_HTML
+    tmp = html_path.with_name(html_path.name + ".tmp")
+    tmp.write_text(build_html(results, figures, title=title), encoding="utf-8")
+    os.replace(tmp, html_path)
+    return ReportPaths(
+        html=html_path,
+        last_layer=out / LAST_LAYER_PNG,
+        atoms_by_layer=out / ATOMS_PNG if multi else None,
+        contribution=out / CONTRIBUTION_PNG if multi else None,
+    )
+
+
+def _png(fig: object) -> bytes:
+    from mmpid.report.plots import figure_png
+
+    return figure_png(fig)  # type: ignore[arg-type]
