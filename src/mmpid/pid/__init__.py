@@ -1,0 +1,17 @@
+"""Partial Information Decomposition (BROJA) of joint tables, in bits.
+
+- `decompose(p)`: one table (n1, n2, ny) -> `PID`;
+- `decompose_many(P)`: a stack (B, n1, n2, ny) solved together -> `PIDBatch`;
+- `measures`: entropies and (conditional) mutual informations of tables.
+
+`method="exact"` is a barrier Newton solver on the small dual with a certified gap;
+`method="ipfp"` is the alternating Sinkhorn solver of Amit et al. (2025).
+"""
+
+from __future__ import annotations
+
+from mmpid.pid import measures
+from mmpid.pid.api import METHODS, decompose, decompose_many
+from mmpid.pid.result import PID, PIDBatch
+
+__all__ = ["decompose", "decompose_many", "PID", "PIDBatch", "measures", "METHODS"]

@@ -1,0 +1,193 @@
+"""The handful of array operations the solvers need, for numpy and for torch.
+
+Both solvers are written once against an `Ops` object; `get_ops("numpy")` or
+`get_ops("torch", device=...)` supplies the arrays' library. torch is imported only
+when the torch backend is asked for, so `import mmpid.pid` stays light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mmpid.errors import InputError
+
+BACKENDS = ("numpy", "torch")
+
+# A finite stand-in for log(0): masked log-probabilities and dual variables take this
+# value, so sums of two masked entries stay finite and exp() of them is exactly 0.
+NEG = -1e100
+
+
+@dataclass(frozen=True)
+class Ops:
+    """Array operations shared by the numpy and torch solver paths."""
+
+    name: str
+    xp: Any  # the numpy or torch module
+    device: Any = None
+
+    # --- creation and conversion -------------------------------------------------
+    def asarray(self, x: Any) -> Any:
+        if self.name == "numpy":
+            return np.asarray(x, dtype=np.float64)
+        if isinstance(x, self.xp.Tensor):
+            return x.to(device=self.device, dtype=self.xp.float64)
+        return self.xp.as_tensor(np.asarray(x, dtype=np.float64), device=self.device)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        if self.name == "numpy":
+            return np.asarray(x)
+        return x.detach().cpu().numpy()
+
+    def zeros(self, shape: tuple[int, ...]) -> Any:
+        if self.name == "numpy":
+            return np.zeros(shape)
+        return self.xp.zeros(shape, dtype=self.xp.float64, device=self.device)
+
+    def full(self, shape: tuple[int, ...], value: float) -> Any:
+        if self.name == "numpy":
+            return np.full(shape, value, dtype=np.float64)
+        return self.xp.full(shape, value, dtype=self.xp.float64, device=self.device)
+
+    def eye(self, n: int) -> Any:
+        if self.name == "numpy":
+            return np.eye(n)
+        return self.xp.eye(n, dtype=self.xp.float64, device=self.device)
+
+    def astype_float(self, x: Any) -> Any:
+        if self.name == "numpy":
+            return x.astype(np.float64)
+        return x.to(self.xp.float64)
+
+    # --- elementwise ---------------------------------------------------------------
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        if self.name == "numpy":
+            return np.where(cond, a, b)
+        xp = self.xp
+        a = a if isinstance(a, xp.Tensor) else xp.tensor(a, dtype=xp.float64, device=self.device)
+        b = b if isinstance(b, xp.Tensor) else xp.tensor(b, dtype=xp.float64, device=self.device)
+        return xp.where(cond, a, b)
+
+    def exp(self, x: Any) -> Any:
+        return self.xp.exp(x)
+
+    def log(self, x: Any) -> Any:
+        return self.xp.log(x)
+
+    def safe_log(self, x: Any) -> Any:
+        """log(x) where x > 0 and NEG elsewhere, with no warnings."""
+        pos = x > 0
+        return self.where(pos, self.xp.log(self.where(pos, x, 1.0)), NEG)
+
+    def xlogx(self, x: Any) -> Any:
+        """x log x with 0 log 0 = 0 (natural log)."""
+        pos = x > 0
+        return self.where(pos, x * self.xp.log(self.where(pos, x, 1.0)), 0.0)
+
+    def maximum(self, a: Any, b: Any) -> Any:
+        if self.name == "numpy":
+            return np.maximum(a, b)
+        b = b if isinstance(b, self.xp.Tensor) else self.xp.tensor(b, dtype=a.dtype, device=a.device)
+        return self.xp.maximum(a, b)
+
+    def minimum(self, a: Any, b: Any) -> Any:
+        if self.name == "numpy":
+            return np.minimum(a, b)
+        b = b if isinstance(b, self.xp.Tensor) else self.xp.tensor(b, dtype=a.dtype, device=a.device)
+        return self.xp.minimum(a, b)
+
+    def abs(self, x: Any) -> Any:
+        return self.xp.abs(x)
+
+    # --- reductions ----------------------------------------------------------------
+    def sum(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        if self.name == "numpy":
+            return np.sum(x, axis=axis, keepdims=keepdims)
+        if axis is None:
+            return x.sum()
+        return x.sum(dim=axis, keepdim=keepdims)
+
+    def max(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        if self.name == "numpy":
+            return np.max(x, axis=axis, keepdims=keepdims)
+        if axis is None:
+            return x.max()
+        return self.xp.amax(x, dim=axis, keepdim=keepdims)
+
+    def any(self, x: Any, axis: Any = None) -> Any:
+        if self.name == "numpy":
+            return np.any(x, axis=axis)
+        return x.any() if axis is None else x.any(dim=axis)
+
+    def argmax(self, x: Any, axis: int) -> Any:
+        if self.name == "numpy":
+            return np.argmax(x, axis=axis)
+        return self.xp.argmax(x, dim=axis)
+
+    def logsumexp(self, x: Any, axis: int, keepdims: bool = False) -> Any:
+        """log Σ exp(x) along `axis`; entries equal to NEG count as exp(NEG) = 0."""
+        m = self.max(x, axis=axis, keepdims=True)
+        out = m + self.log(self.sum(self.exp(x - m), axis=axis, keepdims=True))
+        if not keepdims:
+            out = out.squeeze(axis) if self.name == "torch" else np.squeeze(out, axis=axis)
+        return out
+
+    # --- linear algebra --------------------------------------------------------------
+    def einsum(self, spec: str, *args: Any) -> Any:
+        if self.name == "numpy":
+            return np.einsum(spec, *args, optimize=True)
+        return self.xp.einsum(spec, *args)
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        return a @ b
+
+    def solve_pd(self, a: Any, b: Any) -> Any:
+        """Solve a x = b for a stack of symmetric positive definite `a` (..., n, n)."""
+        if self.name == "numpy":
+            return np.linalg.solve(a, b)
+        xp = self.xp
+        chol, info = xp.linalg.cholesky_ex(a)
+        if bool((info != 0).any()):
+            return xp.linalg.solve(a, b)
+        return xp.cholesky_solve(b, chol)
+
+    def diag_embed(self, x: Any) -> Any:
+        """(..., n) -> (..., n, n) with x on the diagonal."""
+        if self.name == "numpy":
+            n = x.shape[-1]
+            out = np.zeros(x.shape + (n,), dtype=x.dtype)
+            idx = np.arange(n)
+            out[..., idx, idx] = x
+            return out
+        return self.xp.diag_embed(x)
+
+    def diagonal(self, x: Any) -> Any:
+        if self.name == "numpy":
+            return np.diagonal(x, axis1=-2, axis2=-1)
+        return self.xp.diagonal(x, dim1=-2, dim2=-1)
+
+
+def get_ops(backend: str = "numpy", device: Any = None) -> Ops:
+    """Return the operation namespace for `backend` ("numpy" or "torch")."""
+    if backend == "numpy":
+        if device not in (None, "cpu"):
+            raise InputError(
+                f"The 'device' parameter needs backend='torch'; got device={device!r} "
+                "with backend='numpy'. Pass backend='torch' or leave device=None."
+            )
+        return Ops("numpy", np)
+    if backend == "torch":
+        try:
+            import torch
+        except ImportError as exc:  # pragma: no cover - torch is a dependency
+            raise InputError(
+                "backend='torch' needs PyTorch; install it with `pip install torch`."
+            ) from exc
+        dev = torch.device(device if device is not None else "cpu")
+        return Ops("torch", torch, dev)
+    raise InputError(
+        f"The 'backend' parameter must be one of {BACKENDS}; got {backend!r} instead."
+    )
