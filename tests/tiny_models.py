@@ -193,3 +193,84 @@ def build_idefics3(path: str | Path, *, seed: int = 0, layers: int = 2, split: b
 
 
 BUILDERS = {"llava": build_llava, "llava_next": build_llava_next, "idefics3": build_idefics3}
+
+
+# --------------------------------------------------------------------------- shared checks
+# Assertions every decoder family must pass; the per-family test files call them.
+
+
+def easy_vqa_images(n: int = 3):
+    """The first ``n`` easy-vqa test images (RGB, 64x64)."""
+    from easy_vqa import get_test_image_paths
+    from PIL import Image
+
+    paths = get_test_image_paths()
+    return [Image.open(paths[i]).convert("RGB") for i in range(n)]
+
+
+QUESTIONS = ["what is the red shape?", "what is the color of the triangle?", "is there not a black shape in the image?"]
+
+
+def inserted_mask(adapter, enc):
+    """Positions where the model's merged input embeddings differ from the token embeddings.
+
+    These are the positions the model filled with image features, found from the
+    model itself rather than from the ids.
+    """
+    with torch.no_grad():
+        out = adapter.model(**enc.inputs, output_hidden_states=True)
+        tok = adapter.model.get_input_embeddings()(enc.inputs["input_ids"])
+    h0 = out.hidden_states[0]
+    if h0.shape != tok.shape:  # pragma: no cover - an embedding scale (Gemma) would need its own check
+        raise AssertionError("hidden_states[0] and the token embeddings differ in shape")
+    return (h0 - tok).abs().amax(-1) > 0, out
+
+
+def check_decoder_family(adapter, images, questions=QUESTIONS):
+    """The issue's per-family checks plus hook-vs-output_hidden_states equality."""
+    import numpy as np
+
+    enc = adapter.encode(images, questions)
+    # image tokens: found in ids == inserted by the processor == filled by the model
+    assert enc.expected_image_tokens is not None
+    assert enc.n_image_tokens == enc.expected_image_tokens
+    inserted, out = inserted_mask(adapter, enc)
+    attn = enc.inputs["attention_mask"].bool()
+    assert torch.equal(inserted & attn, enc.image_mask & attn)
+    # question tokens are exactly the question's words
+    tok = adapter.tokenizer
+    for b, q in enumerate(questions):
+        words = tok.convert_ids_to_tokens(enc.inputs["input_ids"][b][enc.text_mask[b]].tolist())
+        assert words == tok.tokenize(q), (words, q)
+    # layer count = decoder layers + 1 = len(output_hidden_states)
+    cfg = getattr(adapter.model.config, "text_config", adapter.model.config)
+    assert adapter.n_layers == cfg.num_hidden_layers + 1 == len(out.hidden_states)
+    # the hooks see exactly what output_hidden_states returns
+    act = adapter.run(enc, pooling="mean")
+    rows = torch.arange(len(questions))
+    for layer, h in enumerate(out.hidden_states):
+        np.testing.assert_allclose(act.answer[layer], h[rows, enc.answer_index].numpy(), rtol=1e-5, atol=1e-6)
+        w = enc.image_mask.unsqueeze(-1).float()
+        np.testing.assert_allclose(act.image[layer], ((h * w).sum(1) / w.sum(1)).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(act.logits, out.logits[rows, enc.answer_index].numpy(), rtol=1e-5, atol=1e-5)
+    return enc, act
+
+
+def check_modality_isolation(adapter, images, questions=QUESTIONS):
+    """X_image moves with the image only; X_text moves with the question only."""
+    import numpy as np
+
+    base = adapter.run(adapter.encode(images, questions))
+    other_images = images[1:] + images[:1]
+    img = adapter.run(adapter.encode(other_images, questions))
+    other_q = questions[1:] + questions[:1]
+    txt = adapter.run(adapter.encode(images, other_q))
+    # image changed: X_image differs, X_text identical
+    assert np.abs(img.image[0] - base.image[0]).max() > 1e-5
+    np.testing.assert_allclose(img.text[0], base.text[0], rtol=0, atol=1e-6)
+    # question changed: X_text differs, X_image identical
+    assert np.abs(txt.text[0] - base.text[0]).max() > 1e-5
+    np.testing.assert_allclose(txt.image[0], base.image[0], rtol=0, atol=1e-6)
+    # the answer state sees both
+    assert np.abs(img.answer[-1] - base.answer[-1]).max() > 1e-5
+    assert np.abs(txt.answer[-1] - base.answer[-1]).max() > 1e-5

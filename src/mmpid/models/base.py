@@ -592,6 +592,44 @@ class DecoderAdapter(Adapter):
         return kw
 
     @torch.inference_mode()
+    def score_answers(
+        self,
+        images: Sequence[Image.Image | Sequence[Image.Image]],
+        questions: Sequence[str],
+        answers: Sequence[str],
+    ) -> np.ndarray:
+        """Log-probability (bits) of each answer's tokens after each prompt, shape (B, len(answers)).
+
+        One batched forward pass per candidate answer: the answer is appended to
+        the rendered prompt and the log-probabilities of its tokens are summed.
+        """
+        ims = [list(x) if isinstance(x, (list, tuple)) else [x] for x in images]
+        prompts = [self.build_prompt(q, len(i)) for q, i in zip(questions, ims)]
+        base = self._call_processor(ims, prompts)
+        base_len = base.get("attention_mask", torch.ones_like(base["input_ids"])).sum(1)
+        out = np.zeros((len(prompts), len(answers)))
+        for j, answer in enumerate(answers):
+            full_prompts = [p + ("" if p[-1:].isspace() else " ") + answer for p in prompts]
+            inputs = self._call_processor(ims, full_prompts)
+            ids = inputs["input_ids"]
+            full_len = inputs.get("attention_mask", torch.ones_like(ids)).sum(1)
+            kw = {
+                k: (v.to(self.device, self.dtype) if torch.is_floating_point(v) else v.to(self.device))
+                for k, v in inputs.items()
+                if isinstance(v, torch.Tensor)
+            }
+            logits = self.model(**kw, use_cache=False).logits.float()
+            logp = torch.log_softmax(logits, dim=-1)
+            for b in range(len(prompts)):
+                lo, hi = int(base_len[b]), int(full_len[b])
+                if hi <= lo:
+                    raise InputError(f"The answer {answer!r} adds no tokens to the prompt; cannot score it.")
+                pos = torch.arange(lo, hi)
+                tok = ids[b, pos].to(logp.device)
+                out[b, j] = float(logp[b, pos - 1, tok].sum()) / float(np.log(2.0))
+        return out
+
+    @torch.inference_mode()
     def run(self, encoded: Encoded, *, pooling: str = "mean") -> Activations:
         if pooling not in POOLINGS:
             raise InputError(f"The 'pooling' parameter must be one of {POOLINGS}. Got {pooling!r}.")

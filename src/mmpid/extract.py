@@ -1,0 +1,350 @@
+"""The extraction loop: dataset -> adapter -> pooled per-layer features in a store.
+
+Protocols
+---------
+``input-fusion`` (default)
+    X_image = the image features as they enter the language model (after the
+    vision encoder and connector), pooled over every image token of the example
+    (all tiles, all images); X_text = the input embeddings of the question's
+    tokens, pooled; Y(l) = the hidden state at the answer position (the last
+    prompt token) at layer l = 0..L.
+``span``
+    X_image(l), X_text(l) = the pooled image-token and question-token hidden
+    states at layer l; Y = the model's predicted answer (``target="prediction"``)
+    or the ground truth (``target="label"``), as an index into the dataset's
+    answer set.
+
+Answer scoring
+--------------
+The model's prediction is the answer of the dataset's answer set with the
+highest log-probability after the prompt. When every answer is one token (and
+the tokens are distinct) that is read from the next-token logits of the same
+forward pass (``scoring="first-token"``, free). Otherwise each candidate is
+appended to the prompt and its tokens' log-probabilities are summed, one batched
+pass per candidate (``scoring="sequence"``, |answers| extra passes per batch);
+this is only done when the protocol needs the prediction as its target.
+
+Skipped samples
+---------------
+An image that does not decode, a missing image, an empty question, or a prompt
+longer than the model's context: the sample is skipped and recorded, with its
+reason, in the manifest (``skipped``); nothing is dropped silently. A mismatch
+between the image tokens found in the ids and the tokens the processor says it
+inserted is an error (ModelFamilyError): it would make every number wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mmpid.errors import DatasetError, InputError, ModelFamilyError
+from mmpid.store import FeatureStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mmpid.data import Sample, VQADataset
+    from mmpid.models.base import Adapter
+
+__all__ = ["PROTOCOLS", "TARGETS", "extract"]
+
+PROTOCOLS = ("input-fusion", "span")
+TARGETS = ("prediction", "label")
+POOLINGS = ("mean", "last", "max")
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("mmpid", "torch", "transformers", "numpy", "safetensors", "datasets"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:  # pragma: no cover
+            out[pkg] = "absent"
+    return out
+
+
+def extract(
+    adapter: Adapter,
+    dataset: VQADataset,
+    out_dir: str | os.PathLike[str],
+    *,
+    protocol: str = "input-fusion",
+    pooling: str = "mean",
+    target: str = "prediction",
+    batch_size: int = 16,
+    shard_size: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> FeatureStore:
+    """Run ``adapter`` over ``dataset`` and write pooled features to a store (resumable).
+
+    Parameters
+    ----------
+    adapter : Adapter
+        From :func:`mmpid.models.load_adapter`.
+    dataset : VQADataset
+        From :func:`mmpid.data.load_dataset`.
+    out_dir : path
+        The store folder. If it holds an unfinished store of the same
+        configuration, finished shards are kept and the rest is computed.
+    protocol : {"input-fusion", "span"}
+    pooling : {"mean", "last", "max"}
+        How token positions are pooled into one vector per example.
+    target : {"prediction", "label"}
+        Y of the span protocol (ignored by input-fusion, which stores both).
+    batch_size : int
+        Examples per forward pass.
+    shard_size : int, optional
+        Examples per shard (default: ``batch_size * max(1, 256 // batch_size)``);
+        rounded up to a multiple of ``batch_size``.
+    overwrite : bool
+        Replace a store made with another configuration instead of raising StoreError.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    FeatureStore
+        ``store.load(layer)`` gives ``(x_image, x_text, y)``: (N, d), (N, d) and
+        (N, d) float32 for input-fusion or (N,) int64 for span.
+    """
+    if protocol not in PROTOCOLS:
+        raise InputError(f"The 'protocol' parameter must be one of {PROTOCOLS}. Got {protocol!r}.")
+    if pooling not in POOLINGS:
+        raise InputError(f"The 'pooling' parameter must be one of {POOLINGS}. Got {pooling!r}.")
+    if target not in TARGETS:
+        raise InputError(f"The 'target' parameter must be one of {TARGETS}. Got {target!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"The 'batch_size' parameter must be a positive integer. Got {batch_size!r}.")
+    if shard_size is None:
+        shard_size = batch_size * max(1, 256 // batch_size)
+    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+        raise InputError(f"The 'shard_size' parameter must be a positive integer. Got {shard_size!r}.")
+    shard_size = -(-shard_size // batch_size) * batch_size
+    if len(dataset) == 0:
+        raise DatasetError("The dataset holds no samples; nothing to extract.")
+    return _extract(
+        adapter,
+        dataset,
+        Path(out_dir),
+        protocol=protocol,
+        pooling=pooling,
+        target=target,
+        batch_size=batch_size,
+        shard_size=shard_size,
+        overwrite=overwrite,
+        progress=progress,
+    )
+
+
+def _extract(
+    adapter: Adapter,
+    dataset: VQADataset,
+    out: Path,
+    *,
+    protocol: str,
+    pooling: str,
+    target: str,
+    batch_size: int,
+    shard_size: int,
+    overwrite: bool,
+    progress: bool,
+) -> FeatureStore:
+    from tqdm.auto import tqdm
+
+    model = adapter.describe()
+    ds_info = dataset.describe()
+    n = len(dataset)
+    config = {
+        "model": model["id"],
+        "model_revision": model["revision"],
+        "model_class": model["class"],
+        "dtype": model["dtype"],
+        "device": model["device"].split(":")[0],
+        "dataset": ds_info["name"],
+        "split": ds_info["split"],
+        "limit": ds_info.get("limit"),
+        "seed": ds_info.get("seed"),
+        "n_dataset": n,
+        "answers": list(dataset.answers),
+        "protocol": protocol,
+        "pooling": pooling,
+        "target": target if protocol == "span" else None,
+        "batch_size": batch_size,
+        "shard_size": shard_size,
+    }
+    info = {
+        "model": model["id"],
+        "model_revision": model["revision"],
+        "model_info": model,
+        "dataset": ds_info["name"],
+        "dataset_info": ds_info,
+        "split": ds_info["split"],
+        "protocol": protocol,
+        "pooling": pooling,
+        "target": config["target"],
+        "answers": list(dataset.answers),
+        "n_layers": adapter.n_layers,
+        "hidden_size": adapter.hidden_size,
+        "layers": list(range(adapter.n_layers)),
+        "versions": _versions(),
+    }
+    store = FeatureStore.create(out, config, info=info, overwrite=overwrite)
+    done = store.finished_shards()
+    starts = list(range(0, n, shard_size))
+    scoring: set[str] = set()
+    first_done = sum(min(shard_size, n - starts[k]) for k in done if k < len(starts))
+    bar = tqdm(total=n, initial=first_done, desc="extract", unit="sample", disable=not progress)
+    try:
+        for k, start in enumerate(starts):
+            if k in done:
+                continue
+            stop = min(start + shard_size, n)
+            arrays: dict[str, list[np.ndarray]] = {}
+            ids: list[str] = []
+            skipped: list[dict[str, str]] = []
+            for b0 in range(start, stop, batch_size):
+                batch = [dataset[i] for i in range(b0, min(b0 + batch_size, stop))]
+                part, kept, skip, how = _process_batch(adapter, dataset, batch, protocol, pooling, target)
+                skipped += skip
+                ids += kept
+                if how:
+                    scoring.add(how)
+                for key, v in part.items():
+                    arrays.setdefault(key, []).append(v)
+                bar.update(len(batch))
+            store.write_shard(
+                k,
+                {key: np.concatenate(v, axis=0) for key, v in arrays.items()},
+                sample_ids=ids,
+                skipped=skipped,
+            )
+    finally:
+        bar.close()
+    if store.n_samples == 0:
+        reasons = sorted({s["reason"] for s in store.skipped})[:3]
+        raise DatasetError(f"Every sample was skipped (e.g. {reasons}); the store would be empty.")
+    store.finalize(scoring=sorted(scoring) or store.manifest.get("scoring"))
+    return store
+
+
+def _process_batch(
+    adapter: Adapter,
+    dataset: VQADataset,
+    batch: Sequence[Sample],
+    protocol: str,
+    pooling: str,
+    target: str,
+) -> tuple[dict[str, np.ndarray], list[str], list[dict[str, str]], str | None]:
+    """Pooled arrays for the usable samples of one batch, their ids, the skipped ones, the scoring used."""
+    skipped: list[dict[str, str]] = []
+    good: list[tuple[Sample, Any]] = []
+    for s in batch:
+        if not str(s.question).strip():
+            skipped.append({"id": s.id, "reason": "empty question"})
+            continue
+        if s.image_source is None:
+            skipped.append({"id": s.id, "reason": "no image"})
+            continue
+        try:
+            good.append((s, s.image))
+        except DatasetError as exc:
+            skipped.append({"id": s.id, "reason": f"image does not decode: {exc}"})
+    labels = [dataset.label(s.answer) for s, _ in good]
+    if protocol == "span" and target == "label":
+        keep = [i for i, lab in enumerate(labels) if lab >= 0]
+        for i in sorted(set(range(len(good))) - set(keep)):
+            skipped.append({"id": good[i][0].id, "reason": f"answer {good[i][0].answer!r} not in the answer set"})
+        good = [good[i] for i in keep]
+        labels = [labels[i] for i in keep]
+    if not good:
+        return {}, [], skipped, None
+
+    enc = adapter.encode([im for _, im in good], [s.question for s, _ in good])
+    limit = adapter.max_length
+    if limit is not None and max(enc.lengths) > limit:
+        over = [i for i, length in enumerate(enc.lengths) if length > limit]
+        for i in over:
+            skipped.append(
+                {"id": good[i][0].id, "reason": f"prompt of {enc.lengths[i]} tokens exceeds the context of {limit}"}
+            )
+        good = [g for i, g in enumerate(good) if i not in set(over)]
+        labels = [lab for i, lab in enumerate(labels) if i not in set(over)]
+        if not good:
+            return {}, [], skipped, None
+        enc = adapter.encode([im for _, im in good], [s.question for s, _ in good])
+    _check_image_tokens(adapter, enc, [s.id for s, _ in good])
+
+    act = adapter.run(enc, pooling=pooling)
+    need_sequence = protocol == "span" and target == "prediction"
+    scores, how = _score_answers(adapter, enc, act, [(im, s.question) for s, im in good], dataset.answers, need_sequence)
+    prediction = (
+        np.argmax(scores, axis=1).astype(np.int64) if scores is not None else np.full(len(good), -1, dtype=np.int64)
+    )
+    out: dict[str, np.ndarray] = {
+        "label": np.asarray(labels, dtype=np.int64),
+        "prediction": prediction,
+    }
+    if protocol == "input-fusion":
+        out["x_image"] = act.image[0]
+        out["x_text"] = act.text[0]
+        for layer in range(act.answer.shape[0]):
+            out[f"y.{layer}"] = act.answer[layer]
+    else:
+        for layer in range(act.image.shape[0]):
+            out[f"x_image.{layer}"] = act.image[layer]
+            out[f"x_text.{layer}"] = act.text[layer]
+        out["y"] = prediction if target == "prediction" else out["label"]
+    return out, [s.id for s, _ in good], skipped, how
+
+
+def _check_image_tokens(adapter: Adapter, enc: Any, ids: Sequence[str]) -> None:
+    found = list(enc.n_image_tokens)
+    for sid, f in zip(ids, found):
+        if f == 0:
+            raise ModelFamilyError(
+                f"Sample {sid!r}: no image tokens (id {getattr(adapter, 'image_token_id', lambda: '?')()}) in the "
+                "processor's output; the prompt template lost the image placeholder."
+            )
+    expected = enc.expected_image_tokens
+    if expected is not None and list(expected) != found:
+        bad = [(sid, f, e) for sid, f, e in zip(ids, found, expected) if f != e][:3]
+        raise ModelFamilyError(
+            f"Image tokens found in the ids differ from what the processor inserted "
+            f"(sample, found, expected): {bad}. The processor and model config disagree."
+        )
+
+
+def _score_answers(
+    adapter: Adapter,
+    enc: Any,
+    act: Any,
+    pairs: Sequence[tuple[Any, str]],
+    answers: Sequence[str],
+    need_sequence: bool,
+) -> tuple[np.ndarray | None, str | None]:
+    """Log-probabilities of each answer after each prompt, shape (B, |answers|), and the method."""
+    if not answers:
+        return None, None
+    conts = [adapter.answer_continuation(enc.prompts[0], a) for a in answers]
+    firsts = [c[0] for c in conts if c]
+    if act.logits is not None and all(len(c) == 1 for c in conts) and len(set(firsts)) == len(conts):
+        logits = act.logits.astype(np.float64)
+        m = logits.max(axis=1, keepdims=True)
+        logp = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
+        return logp[:, firsts] / np.log(2.0), "first-token"
+    if not need_sequence:
+        return None, None
+    score = getattr(adapter, "score_answers", None)
+    if score is None:
+        raise ModelFamilyError(
+            f"{type(adapter).__name__} cannot score multi-token answers; use target='label' "
+            "or an answer set of single-token answers."
+        )
+    return np.asarray(score([p[0] for p in pairs], [p[1] for p in pairs], answers), dtype=np.float64), "sequence"

@@ -1,0 +1,270 @@
+"""The feature store: pooled per-layer arrays in shards plus a JSON manifest.
+
+Layout of a store folder::
+
+    manifest.json                 configuration, config hash, shards, sample ids, skipped samples
+    shards/shard-00000.safetensors
+
+A shard holds the rows of ``shard_size`` consecutive dataset samples (minus the
+skipped ones). Input-fusion shards hold ``x_image``, ``x_text`` (N, d) and
+``y.{l}`` (N, d) for every layer l; span shards hold ``x_image.{l}``,
+``x_text.{l}`` (N, d) and ``y`` (N,) int. Both hold ``label`` (the ground-truth
+answer's index in the answer set, -1 if absent) and ``prediction`` (the model's
+answer index). A shard is finished once the manifest lists it; shard files and
+the manifest are written atomically (temporary file + rename), so an interrupted
+run resumes from the last finished shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmpid.errors import InputError, StoreError
+
+__all__ = ["FORMAT_VERSION", "FeatureStore", "config_hash"]
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SHARDS = "shards"
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A short, stable hash of a JSON-serialisable configuration."""
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+class FeatureStore:
+    """A folder of pooled features written by :func:`mmpid.extract.extract`.
+
+    Open an existing store with :meth:`FeatureStore.open`; read a layer with
+    :meth:`load`.
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self._manifest = manifest
+
+    # ------------------------------------------------------------ open/create
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> FeatureStore:
+        """Open a store folder; StoreError if it is missing, unfinished or corrupt."""
+        store = cls._read(Path(path))
+        if not store._manifest.get("complete"):
+            raise StoreError(
+                f"The feature store {str(path)!r} is unfinished ({store.n_samples} samples written so far). "
+                "Run the same extraction again to resume it."
+            )
+        return store
+
+    @classmethod
+    def _read(cls, path: Path) -> FeatureStore:
+        mpath = path / MANIFEST
+        if not mpath.is_file():
+            raise StoreError(f"No feature store at {str(path)!r}: {MANIFEST} is missing. Create one with 'mmpid extract'.")
+        try:
+            manifest = json.loads(mpath.read_text())
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"The manifest {str(mpath)!r} is not valid JSON ({exc}).") from exc
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise StoreError(
+                f"The store {str(path)!r} has format version {manifest.get('format_version')!r}; "
+                f"this mmpid reads version {FORMAT_VERSION}. Extract it again."
+            )
+        return cls(path, manifest)
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        config: dict[str, Any],
+        *,
+        info: dict[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> FeatureStore:
+        """Start a store for ``config``, or resume the one already there with the same config.
+
+        Raises
+        ------
+        StoreError
+            When ``path`` holds a store made with another configuration (pass
+            ``overwrite=True`` to replace it) or something that is not a store.
+        """
+        path = Path(path)
+        digest = config_hash(config)
+        if (path / MANIFEST).exists():
+            old = cls._read(path)
+            if old._manifest.get("config_hash") == digest and not overwrite:
+                return old
+            if not overwrite:
+                diff = sorted(
+                    k for k in set(config) | set(old._manifest.get("config", {}))
+                    if config.get(k) != old._manifest.get("config", {}).get(k)
+                )
+                raise StoreError(
+                    f"The folder {str(path)!r} holds a feature store made with another configuration "
+                    f"(differs in {diff}). Use another output folder, or overwrite=True (--overwrite) to replace it."
+                )
+            (path / MANIFEST).unlink()
+            shutil.rmtree(path / SHARDS, ignore_errors=True)
+        elif path.exists() and any(path.iterdir()):
+            raise StoreError(
+                f"The folder {str(path)!r} is not empty and holds no feature store; give an empty or new folder."
+            )
+        (path / SHARDS).mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "config_hash": digest,
+            "config": config,
+            **(info or {}),
+            "shards": [],
+            "complete": False,
+        }
+        store = cls(path, manifest)
+        store._save()
+        return store
+
+    def _save(self) -> None:
+        _write_json_atomic(self.path / MANIFEST, self._manifest)
+
+    # ------------------------------------------------------------ writing
+    def finished_shards(self) -> set[int]:
+        """Indices of the shards already written (listed in the manifest, file present)."""
+        done = set()
+        for s in self._manifest["shards"]:
+            if s["n"] == 0 or (self.path / SHARDS / s["file"]).is_file():
+                done.add(int(s["index"]))
+        return done
+
+    def write_shard(
+        self,
+        index: int,
+        arrays: dict[str, np.ndarray],
+        *,
+        sample_ids: Sequence[str],
+        skipped: Sequence[dict[str, str]] = (),
+    ) -> None:
+        """Write one shard's arrays (rows = ``sample_ids``) and record it in the manifest."""
+        from safetensors.numpy import save_file
+
+        n = len(sample_ids)
+        for k, v in arrays.items():
+            if v.shape[0] != n:
+                raise StoreError(f"Shard {index}: array {k!r} has {v.shape[0]} rows for {n} samples.")
+        name = f"shard-{index:05d}.safetensors"
+        if n:
+            tmp = self.path / SHARDS / (name + ".tmp")
+            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
+            os.replace(tmp, self.path / SHARDS / name)
+        entry = {"index": int(index), "file": name, "n": n, "sample_ids": list(sample_ids), "skipped": list(skipped)}
+        shards = [s for s in self._manifest["shards"] if s["index"] != index] + [entry]
+        self._manifest["shards"] = sorted(shards, key=lambda s: s["index"])
+        self._save()
+
+    def finalize(self, **info: Any) -> None:
+        """Mark the store complete and record the summary fields."""
+        shards = self._manifest["shards"]
+        self._manifest["sample_ids"] = [i for s in shards for i in s["sample_ids"]]
+        self._manifest["skipped"] = [k for s in shards for k in s["skipped"]]
+        self._manifest["n"] = len(self._manifest["sample_ids"])
+        self._manifest.update(info)
+        self._manifest["complete"] = True
+        self._save()
+
+    # ------------------------------------------------------------ reading
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest (a copy)."""
+        return json.loads(json.dumps(self._manifest))
+
+    @property
+    def protocol(self) -> str:
+        return str(self._manifest["config"]["protocol"])
+
+    @property
+    def n_layers(self) -> int:
+        return int(self._manifest["n_layers"])
+
+    @property
+    def layers(self) -> list[int]:
+        """Layer indices 0..L (0 = input embeddings)."""
+        return list(range(self.n_layers))
+
+    @property
+    def n_samples(self) -> int:
+        return sum(int(s["n"]) for s in self._manifest["shards"])
+
+    @property
+    def sample_ids(self) -> list[str]:
+        return [i for s in self._manifest["shards"] for i in s["sample_ids"]]
+
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        return [k for s in self._manifest["shards"] for k in s["skipped"]]
+
+    def _column(self, key: str) -> np.ndarray:
+        from safetensors.numpy import load_file
+
+        parts = []
+        for s in self._manifest["shards"]:
+            if s["n"] == 0:
+                continue
+            f = self.path / SHARDS / s["file"]
+            if not f.is_file():
+                raise StoreError(f"The shard {str(f)!r} listed in the manifest is missing; extract again.")
+            data = load_file(str(f))
+            if key not in data:
+                raise StoreError(f"The shard {str(f)!r} has no array {key!r}; the store is corrupt.")
+            parts.append(data[key])
+        if not parts:
+            raise StoreError(f"The feature store {str(self.path)!r} holds no samples (all skipped?).")
+        return np.concatenate(parts, axis=0)
+
+    def load(self, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The three variables of one layer's PID.
+
+        Parameters
+        ----------
+        layer : int
+            0..L (``store.layers``); negative values count from the end.
+
+        Returns
+        -------
+        x_image : ndarray, shape (N, d), float32
+        x_text : ndarray, shape (N, d), float32
+        y : ndarray, shape (N, d) float32 (input-fusion) or (N,) int64 (span)
+        """
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+            raise InputError(f"The 'layer' parameter must be an int in {self.layers[:1] + self.layers[-1:]}. Got {layer!r}.")
+        L = self.n_layers
+        if not -L <= layer < L:
+            raise InputError(f"The 'layer' parameter must be in [0, {L - 1}] (or negative from the end). Got {layer}.")
+        layer = int(layer) % L
+        if self.protocol == "span":
+            return self._column(f"x_image.{layer}"), self._column(f"x_text.{layer}"), self._column("y").astype(np.int64)
+        return self._column("x_image"), self._column("x_text"), self._column(f"y.{layer}")
+
+    def labels(self) -> np.ndarray:
+        """Ground-truth answer indices, shape (N,), -1 where the answer is not in the answer set."""
+        return self._column("label").astype(np.int64)
+
+    def predictions(self) -> np.ndarray:
+        """The model's answer indices (argmax of the answer scores), shape (N,)."""
+        return self._column("prediction").astype(np.int64)
+
+    def __repr__(self) -> str:
+        return f"FeatureStore({str(self.path)!r}, protocol={self.protocol!r}, n={self.n_samples}, layers={self.n_layers})"

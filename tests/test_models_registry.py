@@ -1,0 +1,74 @@
+"""Family lookup and the model-loading door: unknown families, folders without a processor."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_models import _llama_config, build_llava
+
+from mmpid.errors import InputError, ModelFamilyError
+from mmpid.models import FAMILIES, adapter_class, load_adapter, supported_families
+from mmpid.models.base import find_subsequence, pool, question_token_positions, resolve_dtype
+
+
+def test_every_registered_family_imports():
+    for model_type in FAMILIES:
+        try:
+            cls = adapter_class(model_type)
+        except ModuleNotFoundError:  # a family another module has not landed yet
+            continue
+        assert cls.family
+
+
+def test_unknown_family_lists_supported(tmp_path):
+    _llama_config(10).save_pretrained(tmp_path)
+    with pytest.raises(ModelFamilyError, match=r"No adapter for model family 'llama'.*llava.*llava_next"):
+        load_adapter(str(tmp_path), device="cpu")
+    assert supported_families() == sorted(supported_families())
+
+
+def test_folder_without_config(tmp_path):
+    with pytest.raises(ModelFamilyError, match="Could not read a model config"):
+        load_adapter(str(tmp_path / "nothing"), device="cpu")
+
+
+def test_model_folder_without_processor(tmp_path):
+    path = build_llava(tmp_path / "m")
+    for f in path.iterdir():
+        if f.name not in {"config.json", "model.safetensors", "generation_config.json"}:
+            f.unlink()
+    with pytest.raises(ModelFamilyError, match=r"processor.*save_pretrained"):
+        load_adapter(str(path), device="cpu")
+
+
+def test_tokenizer_only_is_not_a_processor(tmp_path):
+    path = build_llava(tmp_path / "m")
+    for f in path.iterdir():
+        if f.name in {"processor_config.json", "preprocessor_config.json"}:
+            f.unlink()
+    with pytest.raises(ModelFamilyError, match="processor"):
+        load_adapter(str(path), device="cpu")
+
+
+def test_bad_device_and_dtype(tmp_path):
+    path = build_llava(tmp_path / "m")
+    with pytest.raises(InputError, match="'device'.*Got 'tpu'"):
+        load_adapter(str(path), device="tpu")
+    with pytest.raises(InputError, match="'dtype'.*Got 'int8'"):
+        resolve_dtype("int8", torch.device("cpu"))
+    a = load_adapter(str(path), device="cpu", dtype="bfloat16")
+    assert a.dtype == torch.bfloat16 and resolve_dtype(None, torch.device("cpu")) == torch.float32
+
+
+def test_span_helpers():
+    assert find_subsequence([1, 2, 3, 1, 2], [1, 2]) == 3
+    assert find_subsequence([1, 2, 3], [4]) == -1
+    offsets = [(0, 4), (5, 7), (7, 7), (8, 12), (13, 22)]
+    special = [False, False, True, False, False]
+    # question spans characters 5..12: the tokens at 5-7 and 8-12, not the special empty one
+    assert question_token_positions(offsets, (5, 12), special) == [1, 3]
+    h = torch.arange(24, dtype=torch.float32).reshape(1, 4, 6)
+    m = torch.tensor([[False, True, True, False]])
+    torch.testing.assert_close(pool(h, m, "mean"), h[0, 1:3].mean(0, keepdim=True))
+    torch.testing.assert_close(pool(h, m, "last"), h[0, 2:3])
+    torch.testing.assert_close(pool(h, m, "max"), h[0, 2:3])
