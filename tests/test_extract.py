@@ -1,0 +1,143 @@
+"""The extraction loop: protocols, manifest, resumption, skipped samples."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import build_llava
+
+from mmpid.data import VQADataset, load_dataset
+from mmpid.errors import DatasetError, InputError, StoreError
+from mmpid.extract import extract
+from mmpid.models import load_adapter
+from mmpid.store import FeatureStore
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory):
+    return load_adapter(str(build_llava(tmp_path_factory.mktemp("llava"))), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("easy-vqa", limit=24, seed=1)
+
+
+def test_input_fusion_store(adapter, data, tmp_path):
+    store = extract(adapter, data, tmp_path / "s", batch_size=5, shard_size=8, progress=False)
+    assert store.layers == [0, 1, 2] and store.n_samples == 24
+    x_image, x_text, y = store.load(2)
+    assert x_image.shape == x_text.shape == y.shape == (24, 32) and x_image.dtype == np.float32
+    m = store.manifest
+    assert m["sample_ids"] == [s.id for s in data] and m["skipped"] == []
+    assert m["protocol"] == "input-fusion" and m["pooling"] == "mean" and m["scoring"] == ["first-token"]
+    assert m["model"] == adapter.model_id and m["dataset"] == "easy-vqa" and len(m["config_hash"]) == 16
+    assert {"torch", "transformers", "numpy", "python"} <= set(m["versions"])
+    # shard_size is rounded up to a multiple of batch_size: 10, 10, 4
+    assert [s["n"] for s in m["shards"]] == [10, 10, 4]
+    # rows equal single-example passes (right padding does not leak into the prompt)
+    for i in (0, 13):
+        act = adapter.run(adapter.encode([data[i].image], [data[i].question]))
+        np.testing.assert_allclose(x_image[i], act.image[0, 0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(x_text[i], act.text[0, 0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(y[i], act.answer[2, 0], rtol=1e-4, atol=1e-5)
+    # predictions are the argmax of the answer logits, labels the ground truth
+    assert store.labels().tolist() == [data.label(s.answer) for s in data]
+    preds = store.predictions()
+    assert preds.min() >= 0 and preds.max() < len(data.answers)
+
+
+def _interrupting(ds: VQADataset, at: int) -> VQADataset:
+    def sample(i):
+        if i == at:
+            raise KeyboardInterrupt
+        return ds[i]
+
+    return VQADataset(sample, name=ds.name, split=ds.split, answers=ds.answers, length=len(ds), info=ds.info)
+
+
+def test_resume_gives_identical_arrays(adapter, data, tmp_path, monkeypatch):
+    full = extract(adapter, data, tmp_path / "full", batch_size=4, shard_size=8, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        extract(adapter, _interrupting(data, 19), tmp_path / "part", batch_size=4, shard_size=8, progress=False)
+    manifest = json.loads((tmp_path / "part" / "manifest.json").read_text())
+    assert [s["index"] for s in manifest["shards"]] == [0, 1] and not manifest["complete"]
+    with pytest.raises(StoreError, match="unfinished"):
+        FeatureStore.open(tmp_path / "part")
+    calls = []
+    original = type(adapter).run
+    monkeypatch.setattr(type(adapter), "run", lambda self, enc, **kw: calls.append(enc.batch_size) or original(self, enc, **kw))
+    resumed = extract(adapter, data, tmp_path / "part", batch_size=4, shard_size=8, progress=False)
+    assert calls == [4, 4]  # only the last shard was computed
+    for layer in full.layers:
+        for a, b in zip(full.load(layer), resumed.load(layer)):
+            np.testing.assert_array_equal(a, b)
+    assert resumed.manifest["sample_ids"] == full.manifest["sample_ids"]
+
+
+def test_other_config_is_refused(adapter, data, tmp_path):
+    extract(adapter, data, tmp_path, batch_size=8, progress=False)
+    with pytest.raises(StoreError, match=r"differs in \['pooling'\]"):
+        extract(adapter, data, tmp_path, pooling="max", batch_size=8, progress=False)
+    store = extract(adapter, data, tmp_path, pooling="max", batch_size=8, overwrite=True, progress=False)
+    assert store.manifest["pooling"] == "max"
+
+
+def test_span_protocol(adapter, data, tmp_path):
+    lab = extract(adapter, data, tmp_path / "lab", protocol="span", target="label", batch_size=8, progress=False)
+    x_image, x_text, y = lab.load(1)
+    assert y.dtype == np.int64 and y.tolist() == [data.label(s.answer) for s in data]
+    assert x_image.shape == (24, 32)
+    pred = extract(adapter, data, tmp_path / "pred", protocol="span", batch_size=8, progress=False)
+    np.testing.assert_array_equal(pred.load(0)[2], pred.predictions())
+    # span layer 0 is the input-fusion X
+    fusion = extract(adapter, data, tmp_path / "fusion", batch_size=8, progress=False)
+    np.testing.assert_array_equal(pred.load(0)[0], fusion.load(0)[0])
+    np.testing.assert_array_equal(pred.load(0)[1], fusion.load(0)[1])
+    np.testing.assert_array_equal(pred.predictions(), fusion.predictions())
+
+
+def test_bad_samples_are_skipped_and_counted(adapter, tmp_path):
+    good = load_dataset("easy-vqa", limit=3)
+    (tmp_path / "bad.png").write_bytes(b"corrupt")
+    long_q = " ".join(["what is the color of the shape"] * 40) + "?"
+    rows = [
+        {"image": good[0].image_source, "question": good[0].question, "answer": good[0].answer, "id": "ok0"},
+        {"image": "bad.png", "question": "what shape?", "answer": "circle", "id": "broken"},
+        {"image": good[1].image_source, "question": long_q, "answer": "red", "id": "long"},
+        {"image": good[2].image_source, "question": good[2].question, "answer": good[2].answer, "id": "ok2"},
+    ]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    ds = load_dataset(str(tmp_path / "d.jsonl"))
+    store = extract(adapter, ds, tmp_path / "s", batch_size=4, progress=False)
+    assert store.manifest["sample_ids"] == ["ok0", "ok2"]
+    reasons = {s["id"]: s["reason"] for s in store.manifest["skipped"]}
+    assert set(reasons) == {"broken", "long"}
+    assert "does not decode" in reasons["broken"] and "exceeds the context of 256" in reasons["long"]
+    assert store.load(0)[0].shape == (2, 32)
+
+
+def test_all_skipped_is_an_error(adapter, tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"corrupt")
+    (tmp_path / "d.jsonl").write_text(json.dumps({"image": "bad.png", "question": "q?", "answer": "a"}))
+    with pytest.raises(DatasetError, match="Every sample was skipped"):
+        extract(adapter, load_dataset(str(tmp_path / "d.jsonl")), tmp_path / "s", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"protocol": "tokens"}, "'protocol'.*input-fusion.*Got 'tokens'"),
+        ({"pooling": "median"}, "'pooling'"),
+        ({"target": "truth"}, "'target'"),
+        ({"batch_size": 0}, "'batch_size'"),
+    ],
+)
+def test_options_are_validated(adapter, data, tmp_path, kw, match):
+    with pytest.raises(InputError, match=match):
+        extract(adapter, data, tmp_path, progress=False, **kw)
