@@ -401,3 +401,41 @@ def test_import_is_light() -> None:
     code = "import sys, mmpid.report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@dataclass(frozen=True)
+class EstimateWithConfig(FakeEstimate):
+    config: dict = field(default_factory=dict)
+    clusters: dict = field(default_factory=dict)
+
+
+def test_from_estimates_records_the_estimator_settings(estimates) -> None:
+    def with_config(layer: int, k: int) -> EstimateWithConfig:
+        cfg = {"correction": "bootstrap", "n_components": 10, "clusters_used": {"target": k}}
+        return EstimateWithConfig(estimates[layer].rows, (), config=cfg, clusters={"target": k})
+
+    res = LayerResults.from_estimates({0: with_config(0, 5), 1: with_config(1, 6)}, CONFIG)
+    assert res.config["estimator"] == {"correction": "bootstrap", "n_components": 10}
+    assert res.config["clusters_by_layer"] == {"0": {"target": 5}, "1": {"target": 6}}
+    assert res.correction == "bootstrap"
+    assert {k: res.config[k] for k in CONFIG} == CONFIG
+    # the caller's own "estimator" entry wins; equal clusters add nothing
+    res = LayerResults.from_estimates(
+        {0: with_config(0, 5), 1: with_config(1, 5)}, {**CONFIG, "estimator": {"correction": "null"}}
+    )
+    assert res.correction == "null" and "clusters_by_layer" not in res.config
+
+
+@pytest.mark.parametrize(
+    ("rule", "label"),
+    [("null", "corrected</b> = plug-in &minus; null mean"),
+     ("bootstrap", "corrected</b> = 2 &times; plug-in &minus; mean of the bootstrap replicates"),
+     (None, "the rule, <code>correction</code>, was not recorded")],
+)
+def test_report_describes_the_recorded_correction(results, rule, label) -> None:
+    from mmpid.report.html import build_html
+
+    config = {**CONFIG, "correction": rule} if rule else CONFIG
+    res = LayerResults(config, results.layers, results.warnings, results.records)
+    assert res.correction == rule
+    assert label in build_html(res, [])

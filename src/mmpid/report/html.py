@@ -11,6 +11,7 @@ from html import escape
 from mmpid.report.results import BIT_ATOMS, LayerResults
 from mmpid.report.tables import (
     config_table_html,
+    correction_text,
     format_bits,
     format_fraction,
     records_table_html,
@@ -154,8 +155,8 @@ def _headline(results: LayerResults) -> str:
     return (
         f'<div class="headline"><p>At layer <b>{layer}</b> ({which}), corrected atoms '
         f"({_level(results)} bootstrap intervals):</p><ul>{''.join(items)}</ul>"
-        f"<p>Sum of corrected atoms {format_bits(total)} bits (plug-in sum, i.e. the plug-in "
-        f"I(image, text; target): {format_bits(plugin_total)} bits).{dominant_text}</p>"
+        f"<p>Sum of the corrected atoms: {format_bits(total)} bits (the plug-in atoms sum to the "
+        f"plug-in I(image, text; target) = {format_bits(plugin_total)} bits).{dominant_text}</p>"
         f"<p>{contribution}</p></div>"
     )
 
@@ -169,8 +170,9 @@ def _warnings_html(results: LayerResults) -> str:
         )
         blocks.append(
             f"<li>{n_neg} corrected atom value{'s are' if n_neg != 1 else ' is'} negative "
-            f"(layers {escape(_layer_ranges(layers))}): the plug-in estimate fell below its null "
-            "mean. They are reported as they are, not clamped to zero, and marked ▼.</li>"
+            f"(layers {escape(_layer_ranges(layers))}): the bias correction took them below zero, "
+            "as it does for atoms near zero. They are reported as they are, not clamped to zero, "
+            "and marked ▼.</li>"
         )
     grouped: dict[str, list[int]] = {}
     run_wide: list[str] = []
@@ -199,7 +201,8 @@ I(image, text; target) (BROJA partial information decomposition).</li>
 <li><b>plug-in</b>: the decomposition of the empirical joint distribution of the discretised
 variables. Plug-in estimates are biased upwards on finite samples, synergy most of all.</li>
 <li><b>null mean</b>: the mean of the same estimate over permutations that destroy the
-dependence on the target; it measures that bias. <b>corrected</b> = plug-in &minus; null mean.</li>
+dependence on the target: what the estimator reports when there is no information at all.
+{correction_text(results)[1]}</li>
 <li>Intervals: {_level(results)} bootstrap intervals (resampling the samples). An atom whose
 interval contains 0 (grey in the table) is not distinguishable from zero.</li>
 <li>Negative corrected values (▼, orange) are kept as they are: clamping them to zero would

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmpid.report.results import BIT_ATOMS, LayerResults
+from mmpid.report.tables import correction_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -118,7 +119,7 @@ def atoms_by_layer(results: LayerResults) -> Figure:
         ax.set_xlabel("layer")
     handles = [
         Line2D([], [], color="0.2", lw=2.2, marker="o", ms=3.5,
-               label="corrected = plug-in − null mean"),
+               label=correction_text(results)[0]),
         Patch(color="0.2", alpha=0.22, label=f"{_level(results)} bootstrap interval"),
         Line2D([], [], color="0.2", ls=":", lw=1.5, label="plug-in"),
         Line2D([], [], color="0.35", ls="--", lw=1.2, label="null mean (permutation)"),
@@ -177,7 +178,8 @@ def contribution_by_layer(results: LayerResults) -> Figure:
     _integer_ticks(ax)
     if len(layers) == 1:
         ax.set_xlim(layers[0] - 1, layers[0] + 1)
-    ax.legend(handles=handles, loc="upper left", fontsize=9, framealpha=0.9)
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
+               fontsize=9)
     ax.set_title("Text contribution across layers (image contribution = 100% − text)",
                  fontsize=13, fontweight="bold")
     return fig

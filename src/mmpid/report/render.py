@@ -94,7 +94,7 @@ def _render_report(results: LayerResults, out: Path, *, title: str | None) -> Re
             Figure(
                 ATOMS_PNG,
                 "The four PID atoms across layers, in bits. Solid: bias-corrected value "
-                f"(plug-in minus null mean) with its {level_text} bootstrap band; dotted: "
+                f"with its {level_text} bootstrap band; dotted: "
                 "plug-in; dashed grey: permutation-null mean; ▼: negative corrected value.",
                 _png(plots.atoms_by_layer(results)),
             )

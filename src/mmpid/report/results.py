@@ -285,7 +285,11 @@ class LayerResults:
             ``atom, plugin, null_mean, corrected, ci_low, ci_high``, one row per atom of
             :data:`ATOMS`; extra columns are ignored) and ``.warnings`` (a tuple of str), such as
             :class:`mmpid.estimate.Estimate`.
-        config : the run's settings, stored as they are (JSON values).
+        config : the run's settings, stored as they are (JSON values). When the estimates carry
+            their own ``.config`` (as :class:`mmpid.estimate.Estimate` does) and ``config`` has
+            no ``"estimator"`` key, the settings shared by every layer are added under
+            ``"estimator"`` (e.g. the bias-correction rule the report describes); when they
+            carry ``.clusters`` that differ between layers, ``"clusters_by_layer"`` is added.
         warnings : run-wide warnings (stored with ``layer=None``).
         """
         if not isinstance(estimates, Mapping) or not estimates:
@@ -318,7 +322,7 @@ class LayerResults:
             for message in getattr(est, "warnings", ()) or ():
                 warns.append(LayerWarning(layer, str(message)))
         layers = sorted(_as_layer(k, what="each key of 'estimates'") for k in estimates)
-        return cls(dict(config or {}), tuple(layers), tuple(warns), tuple(records))
+        return cls(_with_provenance(config, estimates), tuple(layers), tuple(warns), tuple(records))
 
     @classmethod
     def from_frame(
@@ -346,6 +350,17 @@ class LayerResults:
         return cls(dict(config or {}), tuple(layers), tuple(warnings), tuple(rows))
 
     # ------------------------------------------------------------------ reading
+    @property
+    def correction(self) -> str | None:
+        """The bias-correction rule of the estimates (``"null"``, ``"bootstrap"``), if recorded.
+
+        Read from ``config["correction"]``, else ``config["estimator"]["correction"]``.
+        """
+        value = self.config.get("correction")
+        if value is None and isinstance(self.config.get("estimator"), dict):
+            value = self.config["estimator"].get("correction")
+        return value if isinstance(value, str) else None
+
     @property
     def last_layer(self) -> int:
         """The deepest analysed layer."""
@@ -409,6 +424,28 @@ class LayerResults:
     def load(cls, path: str | os.PathLike[str]) -> LayerResults:
         """Read results: see :func:`load`."""
         return load(path)
+
+
+def _with_provenance(config: Mapping[str, Any] | None, estimates: Mapping[int, Any]) -> dict:
+    """``config`` plus the estimator settings common to all layers and per-layer clusters."""
+    out = dict(_normalise_config(config))
+    configs = [getattr(est, "config", None) for est in estimates.values()]
+    if "estimator" not in out and configs and all(isinstance(c, Mapping) for c in configs):
+        try:
+            normalised = [_normalise_config(c) for c in configs]
+        except InputError:
+            normalised = []
+        if normalised:
+            first = normalised[0]
+            common = {k: v for k, v in first.items() if all(c.get(k) == v for c in normalised)}
+            if common:
+                out["estimator"] = common
+    clusters = {int(k): getattr(est, "clusters", None) for k, est in estimates.items()}
+    if "clusters_by_layer" not in out and all(isinstance(c, Mapping) for c in clusters.values()):
+        as_dicts = {k: dict(c) for k, c in sorted(clusters.items())}
+        if len({json.dumps(c, sort_keys=True, default=str) for c in as_dicts.values()}) > 1:
+            out["clusters_by_layer"] = {str(k): c for k, c in as_dicts.items()}
+    return out
 
 
 def _mapping(value: Any, *, what: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from mmpid.report.results import BIT_ATOMS, FIELDS, LayerResults
 
 __all__ = [
     "config_table_html",
+    "correction_text",
     "format_bits",
     "format_fraction",
     "records_table_html",
@@ -41,6 +42,28 @@ _FIELD_HEAD = {
     "ci_low": "CI low",
     "ci_high": "CI high",
 }
+
+
+def correction_text(results: LayerResults) -> tuple[str, str]:
+    """A short label and a one-sentence HTML description of the recorded bias correction."""
+    rule = results.correction
+    if rule == "null":
+        return (
+            "corrected = plug-in − null mean",
+            "<b>corrected</b> = plug-in &minus; null mean: the null's bias removed.",
+        )
+    if rule == "bootstrap":
+        return (
+            "corrected (bootstrap bias correction)",
+            "<b>corrected</b> = 2 &times; plug-in &minus; mean of the bootstrap replicates: the "
+            "bootstrap estimate of the plug-in bias removed. Unlike the null mean it adapts to "
+            "the dependence present, so corrected is not simply plug-in &minus; null mean.",
+        )
+    return (
+        "corrected (bias-corrected)",
+        "<b>corrected</b>: the plug-in value with its estimated bias removed (the rule, "
+        "<code>correction</code>, was not recorded in the configuration).",
+    )
 
 
 def format_bits(value: float, *, digits: int = 3) -> str:
