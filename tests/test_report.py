@@ -343,7 +343,8 @@ def test_report_lists_warnings_and_config(rendered: ReportPaths, results) -> Non
     assert f"{n_neg} corrected atom values are negative" in warnings
     config = html.split("<h2>Configuration</h2>")[1].split("<h2>")[0]
     assert "<th scope=\"row\">model</th><td>tiny-llava</td>" in config
-    assert "{&quot;image&quot;: 8, &quot;text&quot;: 8, &quot;target&quot;: 8}" in config
+    assert '<th scope="row">clusters.text</th><td>8</td>' in config
+    assert '<th scope="row">level</th><td>0.9</td>' in config
     assert "<title>mmpid: tiny-llava on easy-vqa</title>" in html
 
 

@@ -93,6 +93,7 @@ def atoms_by_layer(results: LayerResults) -> Figure:
     layers = np.asarray(results.layers, dtype=float)
     fig = _new_figure(figsize=(11, 7.2))
     axes = fig.subplots(2, 2, sharex=True)
+    neg_ms = 8 if len(layers) <= 15 else 6
     for ax, atom in zip(axes.ravel(), BIT_ATOMS, strict=True):
         color = ATOM_COLORS[atom]
         corrected = results.series(atom, "corrected")
@@ -104,7 +105,7 @@ def atoms_by_layer(results: LayerResults) -> Figure:
         ax.plot(layers, corrected, color=color, lw=2.2, marker="o", ms=3.5, zorder=4)
         neg = corrected < 0
         if neg.any():
-            ax.plot(layers[neg], corrected[neg], ls="none", marker="v", ms=8, mfc="white",
+            ax.plot(layers[neg], corrected[neg], ls="none", marker="v", ms=neg_ms, mfc="white",
                     mec=_NEG, mew=1.6, zorder=5)
         n_neg = int(neg.sum())
         title = ATOM_LABELS[atom]

@@ -60,7 +60,7 @@ def correction_text(results: LayerResults) -> tuple[str, str]:
             "the dependence present, so corrected is not simply plug-in &minus; null mean.",
         )
     return (
-        "corrected (bias-corrected)",
+        "corrected (plug-in minus its estimated bias)",
         "<b>corrected</b>: the plug-in value with its estimated bias removed (the rule, "
         "<code>correction</code>, was not recorded in the configuration).",
     )
@@ -150,12 +150,27 @@ def records_table_html(results: LayerResults, *, digits: int = 4) -> str:
     )
 
 
+def _flatten(config: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.extend(_flatten(value, prefix=name + "."))
+        else:
+            out.append((name, value))
+    return out
+
+
 def config_table_html(config: Mapping[str, Any]) -> str:
-    """The run's configuration as a two-column table (nested values as compact JSON)."""
+    """The run's configuration as a two-column table.
+
+    Nested objects are flattened to dotted keys (``estimator.correction``); lists are shown as
+    compact JSON.
+    """
     if not config:
         return '<p class="muted">No configuration was recorded (results read from a CSV file?).</p>'
     rows = []
-    for key, value in config.items():
+    for key, value in _flatten(config):
         text = value if isinstance(value, str) else json.dumps(value)
         rows.append(f"<tr><th scope=\"row\">{escape(str(key))}</th><td>{escape(text)}</td></tr>")
     return '<table class="config">\n' + "\n".join(rows) + "\n</table>"
