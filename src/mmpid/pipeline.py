@@ -42,6 +42,7 @@ class _CachedEstimate:
     warnings: tuple[str, ...]
     clusters: dict[str, int]
     n: int
+    config: dict[str, Any]
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(list(self.records))
@@ -78,6 +79,7 @@ def _estimate_layer(store: Any, layer: int, options: dict[str, Any]) -> _CachedE
         warnings=tuple(est.warnings),
         clusters={k: int(v) for k, v in dict(est.clusters).items()},
         n=int(est.n),
+        config=json.loads(json.dumps(dict(est.config), default=str)),
     )
 
 
@@ -146,6 +148,7 @@ def estimate_store(
                     warnings=tuple(saved["warnings"]),
                     clusters=dict(saved["clusters"]),
                     n=int(saved["n"]),
+                    config=dict(saved["config"]),
                 )
                 continue
         est = _estimate_layer(store, layer, options)
@@ -158,6 +161,7 @@ def estimate_store(
                 "warnings": list(est.warnings),
                 "clusters": est.clusters,
                 "n": est.n,
+                "config": est.config,
             },
         )
         estimates[layer] = est
@@ -166,7 +170,6 @@ def estimate_store(
     config = {
         **{k: manifest.get(k) for k in ("model", "dataset", "split", "protocol", "pooling", "target")},
         "n": first.n,
-        "clusters": first.clusters,
         "level": options["level"],
         "n_bootstrap": options["n_bootstrap"],
         "n_permutations": options["n_permutations"],
@@ -174,6 +177,8 @@ def estimate_store(
         "cluster_rule": clusters,
         "store": str(Path(store_dir)),
     }
+    if all(e.clusters == first.clusters for e in estimates.values()):
+        config["clusters"] = first.clusters  # else from_estimates records clusters_by_layer
     results = LayerResults.from_estimates(estimates, config)
     results.save(out)
     return results
