@@ -22,6 +22,10 @@ FAMILIES: dict[str, str] = {
     "llava_next": "mmpid.models.llava:LlavaNextAdapter",
     "idefics3": "mmpid.models.idefics3:Idefics3Adapter",
     "smolvlm": "mmpid.models.idefics3:SmolVLMAdapter",
+    "qwen2_vl": "mmpid.models.qwen2_vl:Qwen2VLAdapter",
+    "qwen2_5_vl": "mmpid.models.qwen2_vl:Qwen2_5_VLAdapter",
+    "paligemma": "mmpid.models.paligemma:PaliGemmaAdapter",
+    "blip": "mmpid.models.blip:BlipVQAAdapter",
 }
 
 __all__ = ["FAMILIES", "adapter_class", "load_adapter", "supported_families"]
