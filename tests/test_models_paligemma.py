@@ -18,9 +18,11 @@ from mmpid.models.paligemma import PaliGemmaAdapter
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def pali(tmp_path_factory):
-    return load_adapter(str(build_paligemma(tmp_path_factory.mktemp("paligemma"))), device="cpu")
+@pytest.fixture(scope="module", params=["gemma", "gemma2"])
+def pali(request, tmp_path_factory):
+    """PaliGemma (Gemma text model) and PaliGemma 2 (Gemma 2: sliding window, logit soft-capping)."""
+    path = build_paligemma(tmp_path_factory.mktemp(f"paligemma_{request.param}"), text=request.param)
+    return load_adapter(str(path), device="cpu")
 
 
 def test_registered_and_loads_the_right_adapter(pali):

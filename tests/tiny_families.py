@@ -171,8 +171,12 @@ def build_qwen2_vl(path: str | Path, *, version: str = "2", seed: int = 0) -> Pa
 # ------------------------------------------------------------------------ PaliGemma
 
 
-def build_paligemma(path: str | Path, *, seed: int = 0) -> Path:
-    """Write a tiny PaliGemma folder: SigLIP 32x32 / patch 8 (16 image tokens), Gemma 2 layers, width 32."""
+def build_paligemma(path: str | Path, *, text: str = "gemma", seed: int = 0) -> Path:
+    """Write a tiny PaliGemma folder: SigLIP 32x32 / patch 8 (16 image tokens), 2 text layers, width 32.
+
+    ``text="gemma"`` is PaliGemma; ``text="gemma2"`` is PaliGemma 2 (Gemma 2: sliding-window
+    layers, logit soft-capping, here with a small cap so that it matters at random weights).
+    """
     from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration, PreTrainedTokenizerFast
     from transformers.models.paligemma import PaliGemmaProcessor
     from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
@@ -194,7 +198,7 @@ def build_paligemma(path: str | Path, *, seed: int = 0) -> Path:
     tok = processor.tokenizer
     config = PaliGemmaConfig(
         text_config=dict(
-            model_type="gemma",
+            model_type=text,
             vocab_size=len(tok),
             hidden_size=32,
             intermediate_size=64,
@@ -206,6 +210,7 @@ def build_paligemma(path: str | Path, *, seed: int = 0) -> Path:
             bos_token_id=tok.bos_token_id,
             eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,
+            **(dict(final_logit_softcapping=0.5, sliding_window=8) if text == "gemma2" else {}),
         ),
         vision_config=dict(
             model_type="siglip_vision_model",

@@ -1,4 +1,4 @@
-"""PaliGemma (and PaliGemma 2) adapter.
+"""PaliGemma (and PaliGemma 2, whose language model is Gemma 2) adapter.
 
 PaliGemma has no chat template. Its prompt is ``<image>`` once per image, then the
 task prefix and the question; the processor expands each ``<image>`` into
@@ -67,6 +67,14 @@ class PaliGemmaAdapter(DecoderAdapter):
         finally:
             tok.padding_side = old_side
         return {k: torch.from_numpy(v) for k, v in batch.items() if k != "labels"}
+
+    def answer_logits(self, last_hidden: torch.Tensor) -> torch.Tensor:
+        """Next-token logits, (B, d) -> (B, V), with Gemma 2's final logit soft-capping (PaliGemma 2)."""
+        logits = super().answer_logits(last_hidden)
+        cap = getattr(self.model.config.get_text_config(), "final_logit_softcapping", None)
+        if cap is not None:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
 
     def answer_continuation(self, prompt: str, answer: str) -> list[int]:
         """Token ids of ``answer`` as PaliGemma writes it after the prompt's ``"\n"``.
