@@ -128,6 +128,17 @@ def test_answer_scoring(blip):
         np.testing.assert_allclose(got[b], -float(loss) * len(cont) / np.log(2), rtol=1e-5, atol=1e-5)
 
 
+def test_unknown_words_stay_in_the_question_span(blip):
+    """[UNK] is a special token but stands for a question word: it belongs to X_text's span."""
+    q = "what is the zorblax shape?"
+    enc = blip.encode(easy_vqa_images(1), [q])
+    ids = enc.inputs["input_ids"][0]
+    unk = ids == blip.tokenizer.unk_token_id
+    assert int(unk.sum()) >= 1 and bool(enc.text_mask[0][unk].all())
+    n_words = len(blip.tokenizer.tokenize(q))
+    assert int(enc.text_mask[0].sum()) == n_words == enc.lengths[0] - 2  # all but [CLS] and [SEP]
+
+
 def test_one_image_per_question(blip):
     ims = easy_vqa_images(2)
     with pytest.raises(InputError, match="exactly one image per question. Got 2"):

@@ -135,7 +135,8 @@ class BlipVQAAdapter(Adapter):
             tok.padding_side = old_side
         ids = batch["input_ids"]
         attn = batch.get("attention_mask", torch.ones_like(ids))
-        special = torch.tensor(sorted(set(tok.all_special_ids)), dtype=ids.dtype)
+        # the prompt is the bare question: every token but [CLS]/[SEP]/padding ([UNK] stands for question words)
+        special = torch.tensor(sorted(set(tok.all_special_ids) - {tok.unk_token_id}), dtype=ids.dtype)
         text_mask = attn.bool() & ~torch.isin(ids, special)
         pixel_values = batch["pixel_values"]
         vc = self.model.config.vision_config
