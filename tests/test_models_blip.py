@@ -46,7 +46,9 @@ def _reference(blip, enc):
 
 def test_registered_and_loads_the_right_adapter(blip):
     assert "blip" in supported_families()
-    assert type(blip) is BlipVQAAdapter and blip.describe()["family"] == "blip"
+    assert type(blip) is BlipVQAAdapter
+    info = blip.describe()
+    assert info["family"] == "blip" and info["n_layers"] == 3 and info["image_hidden_size"] == 32
 
 
 def test_captioning_checkpoint_is_refused(blip_path, tmp_path):
@@ -78,6 +80,21 @@ def test_spans_counts_layers_and_hooks(blip):
             np.testing.assert_allclose(act.text[layer][b], want, rtol=1e-5, atol=1e-6)
         # the image stream is what the cross-attention reads, the same at every layer
         np.testing.assert_allclose(act.image[layer], image_embeds.mean(1).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["last", "max"])
+def test_pooling_matches_hand_computation(blip, pooling):
+    enc = blip.encode(easy_vqa_images(2), QUESTIONS[:2])
+    act = blip.run(enc, pooling=pooling)
+    image_embeds, text = _reference(blip, enc)
+    for b in range(2):
+        rows = text.hidden_states[1][b][enc.text_mask[b]]
+        want = rows[-1] if pooling == "last" else rows.amax(0)
+        np.testing.assert_allclose(act.text[1][b], want.numpy(), rtol=1e-5, atol=1e-6)
+        img = image_embeds[b][-1] if pooling == "last" else image_embeds[b].amax(0)
+        np.testing.assert_allclose(act.image[2][b], img.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match="'pooling'.*Got 'median'"):
+        blip.run(enc, pooling="median")
 
 
 def test_modality_isolation(blip):

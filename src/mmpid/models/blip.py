@@ -95,6 +95,13 @@ class BlipVQAAdapter(Adapter):
         """Width of ``image_embeds`` (X_image); equals :attr:`hidden_size` in blip-vqa-base."""
         return int(self.model.config.vision_config.hidden_size)
 
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records, plus the image width and what the layers are."""
+        out = super().describe()
+        out["image_hidden_size"] = self.image_hidden_size
+        out["layers"] = "text encoder (self-attention over the question + cross-attention to the image)"
+        return out
+
     def expected_image_embeddings(self) -> int:
         """Image embeddings per image from the vision config: patches + [CLS]."""
         vc = self.model.config.vision_config
