@@ -332,7 +332,13 @@ def _score_answers(
     """Log-probabilities of each answer after each prompt, shape (B, |answers|), and the method."""
     if not answers:
         return None, None
-    conts = [adapter.answer_continuation(enc.prompts[0], a) for a in answers]
+    prompt, question = enc.prompts[0], pairs[0][1]
+    tail = prompt[prompt.rfind(question) + len(question) :]  # the template after the question
+    cache = adapter.__dict__.setdefault("_mmpid_continuations", {})
+    key = (tail, tuple(answers))
+    if key not in cache:
+        cache[key] = [adapter.answer_continuation(prompt, a) for a in answers]
+    conts = cache[key]
     firsts = [c[0] for c in conts if c]
     if act.logits is not None and all(len(c) == 1 for c in conts) and len(set(firsts)) == len(conts):
         logits = act.logits.astype(np.float64)

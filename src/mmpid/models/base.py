@@ -521,8 +521,7 @@ class DecoderAdapter(Adapter):
         lengths = attn.sum(1)
         answer_index = (lengths - 1).to(torch.long)
         text_mask = torch.zeros_like(image_mask)
-        for b, (prompt, q) in enumerate(zip(prompts, questions)):
-            pos = self._question_positions(prompt, q, ids[b, : int(lengths[b])].tolist())
+        for b, pos in enumerate(self._question_positions(prompts, questions, ids, lengths)):
             text_mask[b, pos] = True
         dev, dt = self.device, self.dtype
         model_inputs = {
@@ -541,34 +540,40 @@ class DecoderAdapter(Adapter):
             prompts=prompts,
         )
 
-    def _question_positions(self, prompt: str, question: str, ids: list[int]) -> list[int]:
-        """Positions of the question's tokens in the processor's (expanded) ids.
+    def _question_positions(
+        self, prompts: Sequence[str], questions: Sequence[str], ids: torch.Tensor, lengths: torch.Tensor
+    ) -> list[list[int]]:
+        """Positions of each question's tokens in the processor's (expanded) ids.
 
         The question is located by characters in the unexpanded prompt, its tokens
         are read from the tokenizer's offset mapping (special tokens dropped), and
         that id run is found in the expanded ids: image placeholders are special
         tokens, so the text between them tokenizes the same before and after the
-        processor expands them.
+        processor expands them. One batched tokenizer call per batch.
         """
-        start = prompt.rfind(question)
-        if start < 0 or not question.strip():
-            raise InputError(f"The prompt template dropped the question {question!r}; cannot find its tokens.")
         enc = self.tokenizer(
-            prompt, add_special_tokens=False, return_offsets_mapping=True, return_special_tokens_mask=True
+            list(prompts), add_special_tokens=False, return_offsets_mapping=True, return_special_tokens_mask=True
         )
         special_ids = set(self.tokenizer.all_special_ids) | {self.image_token_id()}
-        special = [bool(s) or t in special_ids for s, t in zip(enc["special_tokens_mask"], enc["input_ids"])]
-        local = question_token_positions(enc["offset_mapping"], (start, start + len(question)), special)
-        if not local:
-            raise InputError(f"The question {question!r} has no tokens after removing special tokens.")
-        run = [enc["input_ids"][i] for i in range(local[0], local[-1] + 1)]
-        at = find_subsequence(ids, run)
-        if at < 0:
-            raise InputError(
-                f"Could not find the question's tokens in the processor's input ids for {question!r}; "
-                "the processor tokenizes the prompt differently from its tokenizer."
-            )
-        return [at + (i - local[0]) for i in local]
+        out = []
+        for b, (prompt, question) in enumerate(zip(prompts, questions)):
+            start = prompt.rfind(question)
+            if start < 0 or not question.strip():
+                raise InputError(f"The prompt template dropped the question {question!r}; cannot find its tokens.")
+            tok_ids = enc["input_ids"][b]
+            special = [bool(s) or t in special_ids for s, t in zip(enc["special_tokens_mask"][b], tok_ids)]
+            local = question_token_positions(enc["offset_mapping"][b], (start, start + len(question)), special)
+            if not local:
+                raise InputError(f"The question {question!r} has no tokens after removing special tokens.")
+            run = [tok_ids[i] for i in range(local[0], local[-1] + 1)]
+            at = find_subsequence(ids[b, : int(lengths[b])].tolist(), run)
+            if at < 0:
+                raise InputError(
+                    f"Could not find the question's tokens in the processor's input ids for {question!r}; "
+                    "the processor tokenizes the prompt differently from its tokenizer."
+                )
+            out.append([at + (i - local[0]) for i in local])
+        return out
 
     # ---- run
     def capture_points(self) -> list[tuple[nn.Module, str]]:
@@ -639,26 +644,53 @@ class DecoderAdapter(Adapter):
         n = self.n_layers
         b = encoded.batch_size
         rows = torch.arange(b, device=encoded.answer_index.device)
-        img: list[torch.Tensor | None] = [None] * n
-        txt: list[torch.Tensor | None] = [None] * n
-        ans: list[torch.Tensor | None] = [None] * n
+        pooled: list[torch.Tensor | None] = [None] * n  # per layer (B, 3, d): image, text, answer
         last_full: list[torch.Tensor] = []
+        weights = _pool_weights(encoded, pooling)  # (B, 3, T) for the linear poolings, else None
 
         def reduce(i: int, h: torch.Tensor) -> None:
-            img[i] = pool(h, encoded.image_mask, pooling)
-            txt[i] = pool(h, encoded.text_mask, pooling)
-            ans[i] = h[rows, encoded.answer_index].float()
+            if weights is not None:
+                pooled[i] = torch.bmm(weights.to(h.device), h.float())
+            else:
+                pooled[i] = torch.stack(
+                    [
+                        pool(h, encoded.image_mask, pooling),
+                        pool(h, encoded.text_mask, pooling),
+                        h[rows, encoded.answer_index].float(),
+                    ],
+                    dim=1,
+                )
             if i == n - 1:
                 last_full.append(h[rows, encoded.answer_index])
 
         with capture_layers(self.capture_points(), reduce):
             self.backbone()(**self.forward_kwargs(encoded))
-        if any(v is None for v in img):
-            missing = [i for i, v in enumerate(img) if v is None]
+        if any(v is None for v in pooled):
+            missing = [i for i, v in enumerate(pooled) if v is None]
             raise ModelFamilyError(f"Layers {missing} of {type(self.model).__name__} were not captured.")
         logits = self.answer_logits(last_full[-1]).float()
+        allp = torch.stack(pooled).cpu().numpy().astype(np.float32, copy=False)  # type: ignore[arg-type]
+        return Activations(image=allp[:, :, 0], text=allp[:, :, 1], answer=allp[:, :, 2], logits=logits.cpu().numpy())
 
-        def stack(xs: list[torch.Tensor | None]) -> np.ndarray:
-            return torch.stack(xs).cpu().numpy().astype(np.float32, copy=False)  # type: ignore[arg-type]
 
-        return Activations(image=stack(img), text=stack(txt), answer=stack(ans), logits=logits.cpu().numpy())
+def _pool_weights(encoded: Encoded, pooling: str) -> torch.Tensor | None:
+    """Rows of a (B, 3, T) matrix whose product with hidden states (B, T, d) pools image, text, answer.
+
+    Mean and last pooling are linear in the hidden states, so one batched matrix
+    product per layer does all three; max pooling returns None (pooled directly).
+    """
+    if pooling == "max":
+        return None
+    masks = [encoded.image_mask, encoded.text_mask]
+    b, t = encoded.image_mask.shape
+    dev = encoded.image_mask.device
+    w = torch.zeros(b, 3, t, dtype=torch.float32, device=dev)
+    for k, m in enumerate(masks):
+        if pooling == "mean":
+            w[:, k] = m.float() / m.sum(1, keepdim=True).clamp_min(1).float()
+        else:
+            pos = torch.arange(t, device=dev)
+            last = torch.where(m, pos, -1).amax(1)
+            w[torch.arange(b, device=dev), k, last] = 1.0
+    w[torch.arange(b, device=dev), 2, encoded.answer_index] = 1.0
+    return w
