@@ -121,8 +121,9 @@ def extract(
     from mmpid.models.registry import load_adapter
     from mmpid.pipeline import resolve_model
 
+    mapping = _columns(column)
     adapter = load_adapter(resolve_model(model), device=device, dtype=dtype)
-    data = load_dataset(dataset, split=split, limit=limit, seed=seed, columns=_columns(column))
+    data = load_dataset(dataset, split=split, limit=limit, seed=seed, columns=mapping)
     store = run_extract(
         adapter, data, out, protocol=protocol, pooling=pooling, target=target, batch_size=batch_size
     )
