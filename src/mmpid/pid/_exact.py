@@ -26,14 +26,13 @@ from mmpid.pid._backend import NEG, Ops
 from mmpid.pid._problem import LN2, Problem, certify, pair_lse
 
 # Barrier schedule: t is multiplied by SHRINK once the scaled Newton decrement
-# δ²/t is below CENTRED; the final stage is polished until δ²/t < POLISHED.
+# δ²/t is below CENTRED. A table stops as soon as its certified gap is <= tol.
 SHRINK = 0.05
-CENTRED = 0.5
-POLISHED = 1e-10
+CENTRED = 2.0
 # Relative ridge on the Newton blocks: near the optimum the Hessian mixes curvatures of
 # order 1/t (active pairs) and t (inactive ones) and loses its smallest pivots to
 # rounding; the ridge keeps the factorisation regular, the line search does the rest.
-RIDGE = 1e-13
+RIDGE = 1e-15
 
 
 @dataclass
@@ -141,13 +140,13 @@ def _init(ops: Ops, prob: Problem) -> tuple[Any, Any, Any]:
 
 
 def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactOut:
-    """Solve every table of `prob`; tol is the target certified gap in bits."""
+    """Solve every table of `prob` until its certified gap is <= tol bits."""
     B = prob.p1.shape[0]
     lam, mu, t = _init(ops, prob)
     pin = _pin_mask(ops, prob)
-    # The central point's gap is t per active pair: aim at a hundredth of tol.
-    t_final = 0.01 * tol * LN2 / ops.maximum(prob.n_active, 1.0)
-    t = ops.minimum(t, t_final * 1e12)
+    # The central point's gap is about t per active pair: stop shrinking t at half the
+    # budget (smaller t only loses precision in m = t / (-s)).
+    t_floor = 0.5 * tol * LN2 / ops.maximum(prob.n_active, 1.0)
     xp = ops.xp
     if ops.name == "numpy":
         iters = xp.zeros(B, dtype=xp.int64)
@@ -160,24 +159,36 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactO
         def arange(n):
             return xp.arange(n, device=ops.device)
 
-    m_last = ops.zeros(prob.active.shape)
-    pi_last = ops.zeros(prob.support.shape)
-    for _ in range(max_iter):
+    i_q = ops.zeros((B,))
+    gap = ops.full((B,), float("inf"))
+    merr = ops.zeros((B,))
+    for _ in range(max_iter + 1):
         idx = arange(B)[~done]
         if idx.shape[0] == 0:
             break
         sub = prob.take(ops, idx)
         lam_i, mu_i, t_i = lam[idx], mu[idx], t[idx]
         dlam, dmu, dec, m, pi = _newton_step(ops, sub, lam_i, mu_i, t_i, pin[idx])
-        m_last[idx] = m
-        pi_last[idx] = pi
-        scaled = dec / t_i
-        finished = (t_i <= t_final[idx] * (1 + 1e-12)) & (scaled < POLISHED)
+        # The certificate of the current point (q = m π projected, (λ, μ) made feasible),
+        # computed once t is small enough for the gap to be within tol, and at the end.
+        last = _ == max_iter
+        cand = (t_i <= 2.01 * t_floor[idx]) & (dec < CENTRED * t_i)
+        if last:
+            cand = cand | True
+        finished = cand & False
+        if bool(cand.any()):
+            ci = arange(idx.shape[0])[cand]
+            cert = certify(ops, sub.take(ops, ci), m[ci, ..., None] * pi[ci], lam_i[ci], mu_i[ci])
+            i_q[idx[ci]], gap[idx[ci]], merr[idx[ci]] = cert.i_q, cert.gap, cert.marginal_error
+            finished[ci] = cert.gap <= tol
+        done[idx] = finished
+        if last:
+            break
         # Damped Newton with backtracking; only unfinished tables move.
         f0 = _barrier(ops, sub, lam_i, mu_i, t_i)
         alpha = ops.where(finished, 0.0, 1.0)
         accepted = finished
-        for _ in range(60):
+        for _ls in range(60):
             lam_n = lam_i + alpha[:, None, None] * dlam
             mu_n = mu_i + alpha[:, None, None] * dmu
             f1 = _barrier(ops, sub, lam_n, mu_n, t_i)
@@ -190,10 +201,6 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactO
         lam[idx] = lam_i + alpha[:, None, None] * dlam
         mu[idx] = mu_i + alpha[:, None, None] * dmu
         iters[idx] = iters[idx] + (~finished)
-        shrink = (scaled < CENTRED) & ~finished
-        t[idx] = ops.where(shrink, ops.maximum(t_i * SHRINK, t_final[idx]), t_i)
-        done[idx] = finished
-    q = m_last[..., None] * pi_last
-    cert = certify(ops, prob, q, lam, mu)
-    converged = done & (cert.gap <= tol)
-    return ExactOut(cert.i_q, cert.gap, cert.marginal_error, iters, converged)
+        shrink = (dec / t_i < CENTRED) & ~finished
+        t[idx] = ops.where(shrink, ops.maximum(t_i * SHRINK, t_floor[idx]), t_i)
+    return ExactOut(i_q, gap, merr, iters, done)
