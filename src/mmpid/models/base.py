@@ -521,8 +521,9 @@ class DecoderAdapter(Adapter):
         lengths = attn.sum(1)
         answer_index = (lengths - 1).to(torch.long)
         text_mask = torch.zeros_like(image_mask)
-        for b, pos in enumerate(self._question_positions(prompts, questions, ids, lengths)):
-            text_mask[b, pos] = True
+        positions = self._question_positions(prompts, questions, ids, lengths)
+        rows_idx = [b for b, pos in enumerate(positions) for _ in pos]
+        text_mask[rows_idx, [p for pos in positions for p in pos]] = True
         dev, dt = self.device, self.dtype
         model_inputs = {
             k: (v.to(dev, dt) if torch.is_floating_point(v) else v.to(dev))
@@ -551,18 +552,16 @@ class DecoderAdapter(Adapter):
         tokens, so the text between them tokenizes the same before and after the
         processor expands them. One batched tokenizer call per batch.
         """
-        enc = self.tokenizer(
-            list(prompts), add_special_tokens=False, return_offsets_mapping=True, return_special_tokens_mask=True
-        )
-        special_ids = set(self.tokenizer.all_special_ids) | {self.image_token_id()}
+        rows = self._tokenize_with_offsets(prompts)
+        special_ids = self._special_ids()
         out = []
         for b, (prompt, question) in enumerate(zip(prompts, questions)):
             start = prompt.rfind(question)
             if start < 0 or not question.strip():
                 raise InputError(f"The prompt template dropped the question {question!r}; cannot find its tokens.")
-            tok_ids = enc["input_ids"][b]
-            special = [bool(s) or t in special_ids for s, t in zip(enc["special_tokens_mask"][b], tok_ids)]
-            local = question_token_positions(enc["offset_mapping"][b], (start, start + len(question)), special)
+            tok_ids, offsets, special_mask = rows[b]
+            special = [bool(sm) or t in special_ids for sm, t in zip(special_mask, tok_ids)]
+            local = question_token_positions(offsets, (start, start + len(question)), special)
             if not local:
                 raise InputError(f"The question {question!r} has no tokens after removing special tokens.")
             run = [tok_ids[i] for i in range(local[0], local[-1] + 1)]
@@ -574,6 +573,24 @@ class DecoderAdapter(Adapter):
                 )
             out.append([at + (i - local[0]) for i in local])
         return out
+
+    def _special_ids(self) -> set[int]:
+        cached = self.__dict__.get("_mmpid_special_ids")
+        if cached is None:
+            cached = set(self.tokenizer.all_special_ids) | {self.image_token_id()}
+            self.__dict__["_mmpid_special_ids"] = cached
+        return cached
+
+    def _tokenize_with_offsets(self, prompts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]], list[int]]]:
+        """(ids, character offsets, special-token mask) per prompt, without special tokens added."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None and hasattr(backend, "encode_batch"):
+            encs = backend.encode_batch(list(prompts), add_special_tokens=False)
+            return [(e.ids, e.offsets, e.special_tokens_mask) for e in encs]
+        enc = self.tokenizer(
+            list(prompts), add_special_tokens=False, return_offsets_mapping=True, return_special_tokens_mask=True
+        )
+        return list(zip(enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"]))
 
     # ---- run
     def capture_points(self) -> list[tuple[nn.Module, str]]:
