@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from mmpid.errors import InputError
+from mmpid.errors import EstimateWarning, InputError
 
 __all__ = ["AnalysisPaths", "analyze", "estimate_store", "resolve_model"]
 
@@ -72,7 +73,10 @@ def _estimate_layer(store: Any, layer: int, options: dict[str, Any]) -> _CachedE
     from mmpid.estimate import estimate
 
     x_image, x_text, y = store.load(layer)
-    est = estimate(x_image, x_text, y, **options)
+    with warnings.catch_warnings():
+        # Each EstimateWarning is also in est.warnings, which goes to results.json and the report.
+        warnings.simplefilter("ignore", EstimateWarning)
+        est = estimate(x_image, x_text, y, **options)
     frame = est.to_frame()
     return _CachedEstimate(
         records=tuple(frame.to_dict(orient="records")),
