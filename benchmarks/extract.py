@@ -10,8 +10,8 @@ forward     the bare forward pass alone, on batches encoded beforehand
 run         ``adapter.run`` alone (hooks + pooling, no full-sequence LM head), same batches
 
 Timing: one process, the variants interleaved round by round, best of
-``--repeats`` rounds each (the machine is shared; the minimum is the least noisy
-estimate). Memory: each variant once more in its own fresh process, reporting its
+``--repeats`` rounds each, as wall-clock and as CPU time of the process (on a
+shared machine the CPU time is the steadier of the two). Memory: each variant once more in its own fresh process, reporting its
 peak RSS and the growth of the peak over the RSS after loading (and the CUDA peak
 on a GPU). Ratios are against the reference measured in the same run. Usage::
 
@@ -114,13 +114,15 @@ def _timing(args: argparse.Namespace) -> dict[str, float]:
     fns, _ = _setup(args)
     for fn in fns.values():
         fn()  # warm-up
-    times: dict[str, list[float]] = {k: [] for k in VARIANTS}
+    wall: dict[str, list[float]] = {k: [] for k in VARIANTS}
+    cpu: dict[str, list[float]] = {k: [] for k in VARIANTS}
     for _ in range(args.repeats):
         for k in VARIANTS:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fns[k]()
-            times[k].append(time.perf_counter() - t0)
-    return {k: min(v) for k, v in times.items()}
+            wall[k].append(time.perf_counter() - t0)
+            cpu[k].append(time.process_time() - c0)
+    return {**{k: min(v) for k, v in wall.items()}, **{f"{k}_cpu": min(v) for k, v in cpu.items()}}
 
 
 def main() -> None:
@@ -158,17 +160,23 @@ def main() -> None:
         memory = {v: child(v) for v in VARIANTS}
     print(f"tiny LLaVA ({args.layers} decoder layers, d=32), {args.n} easy-vqa samples, batch {args.batch_size}, "
           f"device {args.device}, {args.threads} thread(s), best of {args.repeats} interleaved rounds")
-    print(f"{'variant':<10} {'seconds':>9} {'ms/sample':>10} {'peak RSS MiB':>13} {'growth MiB':>11}")
+    print(f"{'variant':<10} {'wall s':>9} {'CPU s':>9} {'ms/sample':>10} {'peak RSS MiB':>13} {'growth MiB':>11}")
     for k in VARIANTS:
         m = memory[k]
-        line = f"{k:<10} {seconds[k]:9.3f} {1000 * seconds[k] / args.n:10.3f} {m['peak_rss_mib']:13.1f} {m['growth_mib']:11.1f}"
+        line = (
+            f"{k:<10} {seconds[k]:9.3f} {seconds[k + '_cpu']:9.3f} {1000 * seconds[k] / args.n:10.3f} "
+            f"{m['peak_rss_mib']:13.1f} {m['growth_mib']:11.1f}"
+        )
         if "peak_cuda_mib" in m:
             line += f"  cuda peak {m['peak_cuda_mib']:.1f} MiB"
         print(line)
-    ratio = seconds["extract"] / seconds["reference"]
-    ratio_fw = seconds["run"] / seconds["forward"]
-    print(f"extract / reference = {ratio:.3f}  (overhead {100 * (ratio - 1):+.1f}%)")
-    print(f"adapter.run / bare forward = {ratio_fw:.3f}  (overhead {100 * (ratio_fw - 1):+.1f}%)")
+    for clock, suffix in (("wall", ""), ("CPU", "_cpu")):
+        ratio = seconds["extract" + suffix] / seconds["reference" + suffix]
+        ratio_fw = seconds["run" + suffix] / seconds["forward" + suffix]
+        print(
+            f"{clock:>4}: extract / reference = {ratio:.3f} ({100 * (ratio - 1):+.1f}%);  "
+            f"adapter.run / bare forward = {ratio_fw:.3f} ({100 * (ratio_fw - 1):+.1f}%)"
+        )
 
 
 if __name__ == "__main__":
