@@ -11,9 +11,9 @@ run         ``adapter.run`` alone (hooks + pooling, no full-sequence LM head), s
 
 Timing: one process, the variants interleaved round by round, best of
 ``--repeats`` rounds each, as wall-clock and as CPU time of the process (on a
-shared machine the CPU time is the steadier of the two). Memory: each variant once more in its own fresh process, reporting its
-peak RSS and the growth of the peak over the RSS after loading (and the CUDA peak
-on a GPU). Ratios are against the reference measured in the same run. Usage::
+shared machine the CPU time is the steadier of the two). Memory: each variant once
+more in its own fresh process, reporting its peak RSS and the growth of the peak
+over the RSS after loading (and the CUDA peak on a GPU). Ratios are against the reference measured in the same run. Usage::
 
     python benchmarks/extract.py [--n 256] [--batch-size 16] [--layers 4] [--repeats 3] [--device cpu]
 """

@@ -44,7 +44,8 @@ def _write_images(folder, n):
 
 def test_jsonl_relative_paths_mapping_and_answers(tmp_path):
     _write_images(tmp_path, 3)
-    rows = [{"img": f"{i}.png", "q": f"what is {i}?", "a": [" Red", "blue", "red"][i], "qid": f"q{i}"} for i in range(3)]
+    answers = [" Red", "blue", "red"]
+    rows = [{"img": f"{i}.png", "q": f"what is {i}?", "a": answers[i], "qid": f"q{i}"} for i in range(3)]
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     ds = load_dataset(str(tmp_path / "d.jsonl"), columns={"image": "img", "question": "q", "answer": "a", "id": "qid"})
     assert [s.id for s in ds] == ["q0", "q1", "q2"]

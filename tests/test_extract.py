@@ -71,7 +71,12 @@ def test_resume_gives_identical_arrays(adapter, data, tmp_path, monkeypatch):
         FeatureStore.open(tmp_path / "part")
     calls = []
     original = type(adapter).run
-    monkeypatch.setattr(type(adapter), "run", lambda self, enc, **kw: calls.append(enc.batch_size) or original(self, enc, **kw))
+
+    def counting_run(self, enc, **kw):
+        calls.append(enc.batch_size)
+        return original(self, enc, **kw)
+
+    monkeypatch.setattr(type(adapter), "run", counting_run)
     resumed = extract(adapter, data, tmp_path / "part", batch_size=4, shard_size=8, progress=False)
     assert calls == [4, 4]  # only the last shard was computed
     for layer in full.layers:
@@ -141,3 +146,31 @@ def test_all_skipped_is_an_error(adapter, tmp_path):
 def test_options_are_validated(adapter, data, tmp_path, kw, match):
     with pytest.raises(InputError, match=match):
         extract(adapter, data, tmp_path, progress=False, **kw)
+
+
+def _multi_token_dataset(tmp_path, answers):
+    good = load_dataset("easy-vqa", limit=4)
+    rows = [
+        {"image": s.image_source, "question": s.question, "answer": answers[i % len(answers)], "id": f"m{i}"}
+        for i, s in enumerate(good)
+    ]
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    return load_dataset(str(tmp_path / "m.jsonl"))
+
+
+def test_multi_token_answers_are_scored_by_sequence(adapter, tmp_path):
+    ds = _multi_token_dataset(tmp_path, ["red shape", "blue", "no"])
+    span = extract(adapter, ds, tmp_path / "span", protocol="span", batch_size=4, progress=False)
+    assert span.manifest["scoring"] == ["sequence"]
+    ims, qs = [s.image for s in ds], [s.question for s in ds]
+    want = adapter.score_answers(ims, qs, list(ds.answers)).argmax(1)
+    np.testing.assert_array_equal(span.load(0)[2], want)
+    fusion = extract(adapter, ds, tmp_path / "fusion", batch_size=4, progress=False)
+    assert fusion.predictions().tolist() == [-1] * 4 and fusion.manifest["scoring"] == []
+
+
+def test_too_many_multi_token_candidates(adapter, tmp_path):
+    ds = _multi_token_dataset(tmp_path, ["red shape"])
+    wide = VQADataset(list(ds), name=ds.name, split=ds.split, answers=[f"shape {i}" for i in range(65)])
+    with pytest.raises(InputError, match="65 answers.*at most 64.*target='label'"):
+        extract(adapter, wide, tmp_path / "s", protocol="span", progress=False)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tiny_models import QUESTIONS, build_llava, build_llava_next, check_decoder_family, check_modality_isolation, easy_vqa_images
+from tiny_models import (
+    QUESTIONS,
+    build_llava,
+    build_llava_next,
+    check_decoder_family,
+    check_modality_isolation,
+    easy_vqa_images,
+)
 
 from mmpid.models import load_adapter
 from mmpid.models.llava import LlavaAdapter, LlavaNextAdapter

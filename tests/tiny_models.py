@@ -169,7 +169,8 @@ def build_idefics3(path: str | Path, *, seed: int = 0, layers: int = 2, split: b
 
     path = Path(path)
     grid = [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
-    tok = build_tokenizer(["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>", "<|im_start|>", *grid])
+    markers = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>", "<|im_start|>"]
+    tok = build_tokenizer([*markers, *grid])
     image_processor = Idefics3ImageProcessor(
         size={"longest_edge": 64}, max_image_size={"longest_edge": 32}, do_image_splitting=split
     )

@@ -22,7 +22,9 @@ the tokens are distinct) that is read from the next-token logits of the same
 forward pass (``scoring="first-token"``, free). Otherwise each candidate is
 appended to the prompt and its tokens' log-probabilities are summed, one batched
 pass per candidate (``scoring="sequence"``, |answers| extra passes per batch);
-this is only done when the protocol needs the prediction as its target.
+this is only done when the protocol needs the prediction as its target, and for at
+most ``MAX_SEQUENCE_CANDIDATES`` answers. With multi-token answers the
+input-fusion store records ``prediction = -1`` (not computed).
 
 Skipped samples
 ---------------
@@ -55,6 +57,8 @@ __all__ = ["PROTOCOLS", "TARGETS", "extract"]
 PROTOCOLS = ("input-fusion", "span")
 TARGETS = ("prediction", "label")
 POOLINGS = ("mean", "last", "max")
+#: Most candidate answers scored one forward pass each (multi-token answers, span + prediction).
+MAX_SEQUENCE_CANDIDATES = 64
 
 
 def _versions() -> dict[str, str]:
@@ -198,7 +202,6 @@ def _extract(
     store = FeatureStore.create(out, config, info=info, overwrite=overwrite)
     done = store.finished_shards()
     starts = list(range(0, n, shard_size))
-    scoring: set[str] = set()
     first_done = sum(min(shard_size, n - starts[k]) for k in done if k < len(starts))
     bar = tqdm(total=n, initial=first_done, desc="extract", unit="sample", disable=not progress)
     try:
@@ -209,6 +212,7 @@ def _extract(
             arrays: dict[str, list[np.ndarray]] = {}
             ids: list[str] = []
             skipped: list[dict[str, str]] = []
+            scoring: set[str] = set()
             for b0 in range(start, stop, batch_size):
                 batch = [dataset[i] for i in range(b0, min(b0 + batch_size, stop))]
                 part, kept, skip, how = _process_batch(adapter, dataset, batch, protocol, pooling, target)
@@ -224,13 +228,14 @@ def _extract(
                 {key: np.concatenate(v, axis=0) for key, v in arrays.items()},
                 sample_ids=ids,
                 skipped=skipped,
+                extra={"scoring": sorted(scoring)},
             )
     finally:
         bar.close()
     if store.n_samples == 0:
         reasons = sorted({s["reason"] for s in store.skipped})[:3]
         raise DatasetError(f"Every sample was skipped (e.g. {reasons}); the store would be empty.")
-    store.finalize(scoring=sorted(scoring) or store.manifest.get("scoring"))
+    store.finalize(scoring=sorted({h for s in store.manifest["shards"] for h in s.get("scoring", [])}))
     return store
 
 
@@ -283,7 +288,8 @@ def _process_batch(
 
     act = adapter.run(enc, pooling=pooling)
     need_sequence = protocol == "span" and target == "prediction"
-    scores, how = _score_answers(adapter, enc, act, [(im, s.question) for s, im in good], dataset.answers, need_sequence)
+    pairs = [(im, s.question) for s, im in good]
+    scores, how = _score_answers(adapter, enc, act, pairs, dataset.answers, need_sequence)
     prediction = (
         np.argmax(scores, axis=1).astype(np.int64) if scores is not None else np.full(len(good), -1, dtype=np.int64)
     )
@@ -347,6 +353,12 @@ def _score_answers(
         return logp[:, firsts] / np.log(2.0), "first-token"
     if not need_sequence:
         return None, None
+    if len(answers) > MAX_SEQUENCE_CANDIDATES:
+        raise InputError(
+            f"target='prediction' needs every answer scored by its own forward pass when answers span several "
+            f"tokens, and this dataset has {len(answers)} answers (at most {MAX_SEQUENCE_CANDIDATES} allowed). "
+            "Use target='label', or a dataset with a small answer set."
+        )
     score = getattr(adapter, "score_answers", None)
     if score is None:
         raise ModelFamilyError(

@@ -75,7 +75,9 @@ class FeatureStore:
     def _read(cls, path: Path) -> FeatureStore:
         mpath = path / MANIFEST
         if not mpath.is_file():
-            raise StoreError(f"No feature store at {str(path)!r}: {MANIFEST} is missing. Create one with 'mmpid extract'.")
+            raise StoreError(
+                f"No feature store at {str(path)!r}: {MANIFEST} is missing. Create one with 'mmpid extract'."
+            )
         try:
             manifest = json.loads(mpath.read_text())
         except json.JSONDecodeError as exc:
@@ -157,8 +159,9 @@ class FeatureStore:
         *,
         sample_ids: Sequence[str],
         skipped: Sequence[dict[str, str]] = (),
+        extra: dict[str, Any] | None = None,
     ) -> None:
-        """Write one shard's arrays (rows = ``sample_ids``) and record it in the manifest."""
+        """Write one shard's arrays (rows = ``sample_ids``) and record it (with ``extra``) in the manifest."""
         from safetensors.numpy import save_file
 
         n = len(sample_ids)
@@ -170,7 +173,14 @@ class FeatureStore:
             tmp = self.path / SHARDS / (name + ".tmp")
             save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
             os.replace(tmp, self.path / SHARDS / name)
-        entry = {"index": int(index), "file": name, "n": n, "sample_ids": list(sample_ids), "skipped": list(skipped)}
+        entry = {
+            "index": int(index),
+            "file": name,
+            "n": n,
+            "sample_ids": list(sample_ids),
+            "skipped": list(skipped),
+            **(extra or {}),
+        }
         shards = [s for s in self._manifest["shards"] if s["index"] != index] + [entry]
         self._manifest["shards"] = sorted(shards, key=lambda s: s["index"])
         self._save()
@@ -249,7 +259,7 @@ class FeatureStore:
         y : ndarray, shape (N, d) float32 (input-fusion) or (N,) int64 (span)
         """
         if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
-            raise InputError(f"The 'layer' parameter must be an int in {self.layers[:1] + self.layers[-1:]}. Got {layer!r}.")
+            raise InputError(f"The 'layer' parameter must be an int in [0, {self.n_layers - 1}]. Got {layer!r}.")
         L = self.n_layers
         if not -L <= layer < L:
             raise InputError(f"The 'layer' parameter must be in [0, {L - 1}] (or negative from the end). Got {layer}.")
@@ -267,4 +277,6 @@ class FeatureStore:
         return self._column("prediction").astype(np.int64)
 
     def __repr__(self) -> str:
-        return f"FeatureStore({str(self.path)!r}, protocol={self.protocol!r}, n={self.n_samples}, layers={self.n_layers})"
+        return (
+            f"FeatureStore({str(self.path)!r}, protocol={self.protocol!r}, n={self.n_samples}, layers={self.n_layers})"
+        )

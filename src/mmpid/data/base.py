@@ -37,11 +37,14 @@ def open_image(source: Any, *, sample_id: str = "?") -> Any:
                 img = Image.open(source)
             else:
                 raise DatasetError(
-                    f"Sample {sample_id!r}: the image must be a path, bytes or a PIL image. Got {type(source).__name__}."
+                    f"Sample {sample_id!r}: the image must be a path, bytes or a PIL image. "
+                    f"Got {type(source).__name__}."
                 )
             img.load()
         except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise DatasetError(f"Sample {sample_id!r}: the image {str(source)[:120]!r} does not decode ({exc}).") from exc
+            raise DatasetError(
+                f"Sample {sample_id!r}: the image {str(source)[:120]!r} does not decode ({exc})."
+            ) from exc
     return img.convert("RGB") if img.mode != "RGB" else img
 
 

@@ -50,7 +50,8 @@ def load_jsonl(
             if isinstance(image, str) and not Path(image).is_absolute():
                 image = str(path.parent / image)
             sid = str(rec.get(cols.get("id", "id"), f"line-{n}"))
-            records.append(Sample(id=sid, question=str(rec[cols["question"]]), answer=str(rec[cols["answer"]]), image_source=image))
+            question, answer = str(rec[cols["question"]]), str(rec[cols["answer"]])
+            records.append(Sample(id=sid, question=question, answer=answer, image_source=image))
     if not records:
         raise DatasetError(f"The dataset file {str(path)!r} holds no records.")
     ids = [r.id for r in records]
@@ -60,5 +61,9 @@ def load_jsonl(
     samples = [records[i] for i in keep.tolist()]
     answers = sorted({normalize_answer(r.answer) for r in records})
     return VQADataset(
-        samples, name=str(path), split="all", answers=answers, info={"limit": limit, "seed": seed, "total": len(records)}
+        samples,
+        name=str(path),
+        split="all",
+        answers=answers,
+        info={"limit": limit, "seed": seed, "total": len(records)},
     )

@@ -435,7 +435,9 @@ class DecoderAdapter(Adapter):
             lm = getattr(inner, name, None)
             if lm is not None:
                 return getattr(lm, "model", lm)
-        raise ModelFamilyError(f"{type(self.model).__name__} has no language_model/text_model; override language_model().")
+        raise ModelFamilyError(
+            f"{type(self.model).__name__} has no language_model/text_model; override language_model()."
+        )
 
     def backbone(self) -> nn.Module:
         """The module called with the processor's outputs (no full-sequence LM head)."""
@@ -581,7 +583,9 @@ class DecoderAdapter(Adapter):
             self.__dict__["_mmpid_special_ids"] = cached
         return cached
 
-    def _tokenize_with_offsets(self, prompts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]], list[int]]]:
+    def _tokenize_with_offsets(
+        self, prompts: Sequence[str]
+    ) -> list[tuple[list[int], list[tuple[int, int]], list[int]]]:
         """(ids, character offsets, special-token mask) per prompt, without special tokens added."""
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is not None and hasattr(backend, "encode_batch"):
