@@ -141,6 +141,11 @@ class Ops:
             return np.einsum(spec, *args, optimize=True)
         return self.xp.einsum(spec, *args)
 
+    def permute(self, x: Any, axes: tuple[int, ...]) -> Any:
+        if self.name == "numpy":
+            return np.transpose(x, axes)
+        return x.permute(*axes)
+
     def matmul(self, a: Any, b: Any) -> Any:
         return a @ b
 
