@@ -588,8 +588,10 @@ class DecoderAdapter(Adapter):
     ) -> list[tuple[list[int], list[tuple[int, int]], list[int]]]:
         """(ids, character offsets, special-token mask) per prompt, without special tokens added."""
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is not None and hasattr(backend, "encode_batch"):
-            encs = backend.encode_batch(list(prompts), add_special_tokens=False)
+        if backend is not None and hasattr(backend, "encode"):
+            # one prompt at a time: encode_batch wakes the tokenizers thread pool, which on
+            # many-core hosts costs more CPU than these few short prompts take to tokenize
+            encs = [backend.encode(p, add_special_tokens=False) for p in prompts]
             return [(e.ids, e.offsets, e.special_tokens_mask) for e in encs]
         enc = self.tokenizer(
             list(prompts), add_special_tokens=False, return_offsets_mapping=True, return_special_tokens_mask=True
