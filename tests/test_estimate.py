@@ -272,3 +272,55 @@ def test_no_warnings_on_clean_data() -> None:
     assert est.contribution_image.corrected == pytest.approx(0.5, abs=0.02)
     assert est.contribution_text.corrected == pytest.approx(1 - est.contribution_image.corrected)
     assert est.contribution_text.ci_low == pytest.approx(1 - est.contribution_image.ci_high)
+
+
+# ---------------------------------------------------------------- per-sample protocol (fast parts)
+def test_derangement_has_no_fixed_points() -> None:
+    from mmpid.estimate.per_sample import _derangement
+
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 10, 101):
+        perm = _derangement(n, rng)
+        np.testing.assert_array_equal(np.sort(perm), np.arange(n))
+        assert np.all(perm != np.arange(n))
+
+
+def test_per_sample_validation() -> None:
+    rng = np.random.default_rng(0)
+    sets = [rng.normal(size=(6, 4)) for _ in range(5)]
+    with pytest.raises(InputError, match="same number of examples"):
+        estimate(sets, sets[:4], sets, protocol="per-sample")
+    with pytest.raises(InputError, match=r"x_text\[2\] must be a \(T, d\) token array"):
+        estimate(sets, sets[:2] + [np.ones(4)] + sets[3:], sets, protocol="per-sample")
+    with pytest.raises(InputError, match=r"y\[1\] has dimension 3 but y\[0\] has 4"):
+        estimate(sets, sets, [sets[0], np.ones((6, 3))] + sets[2:], protocol="per-sample")
+    with pytest.raises(SampleSizeError, match="'length' is 9 but example 0 has a token set of only 6"):
+        estimate(sets, sets, sets, protocol="per-sample", length=9)
+    with pytest.raises(InputError, match="must be an int >= 1 \\(the paper uses 10\\)"):
+        estimate(sets, sets, sets, protocol="per-sample", clusters={"image": 3})
+    with pytest.raises(InputError, match="an \\(N, T, d\\) array or a sequence"):
+        estimate(np.ones((5, 4)), sets, sets, protocol="per-sample")
+
+
+def test_per_sample_small_run() -> None:
+    rng = np.random.default_rng(0)
+    n = 8
+    img = rng.normal(size=(n, 12, 6))
+    txt = [rng.normal(size=(int(t), 6)) for t in rng.integers(8, 12, n)]
+    tgt = rng.normal(size=(n, 14, 5))
+    with pytest.warns(EstimateWarning, match="Only 8 examples"):
+        est = estimate(img, txt, tgt, protocol="per-sample", clusters=4, n_bootstrap=20, seed=0)
+    assert est.n == n and est.clusters == {"image": 4, "text": 4, "target": 4}
+    assert est.config["protocol"] == "per-sample"
+    assert est.details["lengths"] == [len(t) for t in txt]  # the shortest set of each example
+    per_example = np.array([est.details["per_example"][a] for a in ("redundancy", "unique_image",
+                                                                      "unique_text", "synergy")])
+    np.testing.assert_allclose(est.redundancy.plugin, per_example[0].mean())
+    for atom in ("redundancy", "unique_image", "unique_text", "synergy"):
+        e = est[atom]
+        assert e.corrected == pytest.approx(e.plugin - e.null_mean)
+        assert e.ci_low <= e.corrected <= e.ci_high
+    assert est.warnings[0].startswith("Per-sample protocol")
+    with pytest.warns(EstimateWarning, match="Only 8 examples"):
+        again = estimate(img, txt, tgt, protocol="per-sample", clusters=4, n_bootstrap=20, seed=0)
+    assert again == est

@@ -44,7 +44,7 @@ CORRECTIONS = ("bootstrap", "null")
 # A k-means cluster holding less than this fraction of the average cluster size is degenerate.
 _DEGENERATE_FRACTION = 0.05
 #: Certified solver gaps (bits) above this raise a ConvergenceWarning; smaller ones are noted.
-GAP_WARN = 1e-4
+GAP_WARN = 1e-3
 
 
 def estimate(
@@ -63,7 +63,7 @@ def estimate(
     n_components: int | None = 10,
     n_init: int = 4,
     max_bias: float = 0.05,
-    max_clusters: int = 20,
+    max_clusters: int = 12,
     method: str = "exact",
     backend: str = "numpy",
     length: int | None = None,
@@ -89,9 +89,14 @@ def estimate(
       ``correction="null"`` gives ``corrected = plugin - null_mean`` instead.
     - **interval**: ``n_bootstrap`` resamples of the N samples (labels kept fixed, so the
       interval is conditional on the discretisation), re-estimating the joint and the PID of
-      each; the interval is the basic bootstrap interval, i.e. the ``level`` quantiles of the
-      reflected replicates ``corrected + mean(t*) - t*_b``, centred on the corrected value.
-      Bit-atom intervals are widened by the solver accuracy (1e-6 bits).
+      each. The basic bootstrap interval (the ``level`` quantiles of the reflected replicates
+      ``corrected + mean(t*) - t*_b``, centred on the corrected value) is widened on both
+      sides by the size of the correction applied, ``|plugin - corrected|``, plus the solver
+      accuracy (1e-6 bits). The widening is there because a first-order correction can be off
+      by about its own size where an atom sits on its boundary: on AND-type data (true
+      uniques 0 next to real redundancy) the bootstrap removes only about 60% of the uniques'
+      bias, and unwidened intervals covered the truth in about 85% of runs; widened, the
+      synthetic structures' atoms are covered at or above the nominal level (see the tests).
     - **contribution**: ``C_image = U_image / (U_image + U_text)`` and ``C_text = 1 - C_image``
       from the corrected uniques (a negative unique counts as 0 in the ratio), with the same
       bootstrap interval. It is undefined (NaN, with a warning) when neither unique atom is
@@ -383,7 +388,7 @@ def _estimate_pooled(
     timing["solve"] = time.perf_counter() - t
     atoms = cols.stack()
     plugin, boot, null = atoms[0], atoms[1 : 1 + n_bootstrap], atoms[1 + n_bootstrap :]
-    bad = convergence_note(cols, note)
+    bad = convergence_note(cols, note, primary=1)
 
     estimates, details = _summarise(
         plugin, boot, null, level=level, correction=correction, note=note
@@ -429,22 +434,26 @@ def _estimate_pooled(
     )
 
 
-def convergence_note(cols: AtomColumns, note: Any) -> int:
-    """Record tables the solver did not converge on; warn only when the gap matters.
+def convergence_note(cols: AtomColumns, note: Any, *, primary: int = 0) -> int:
+    """Record tables the solver did not converge on; warn only when the gap can show.
 
-    A certified gap below :data:`GAP_WARN` bits is far below any sampling error here, so it is
-    noted in ``warnings`` but not raised as a ConvergenceWarning.
+    The first ``primary`` tables (the plug-in) enter the result directly; the others
+    (resamples) enter through means and quantiles over hundreds of tables, where a few
+    tables off by a small gap move nothing. A ConvergenceWarning is raised when a primary
+    table, or more than 5% of all tables, is left with a certified gap above
+    :data:`GAP_WARN` bits; otherwise the fact is only noted in ``warnings``.
     """
     bad = ~cols.converged
     if not bad.any():
         return 0
     gap = float(np.nanmax(cols.gap[bad]))
+    large = bad & (cols.gap > GAP_WARN)
     message = (
         f"The PID solver did not converge on {int(bad.sum())} of {len(cols)} tables; their atoms "
         f"are within the certified gap of the optimum (largest {gap:.2e} bits)."
     )
-    if gap > GAP_WARN:
-        message += " Such a gap matters here: use fewer clusters or method='exact'."
+    if large[:primary].any() or large.mean() > 0.05:
+        message += " That gap can show in the result: use fewer clusters."
         warnings.warn(message, ConvergenceWarning, stacklevel=4)
     note(message, emit=False)
     return int(bad.sum())
@@ -466,7 +475,9 @@ def _summarise(
     corrected = plugin - bias
     reflected = reflected_replicates(plugin, boot, bias)
     lo, hi = interval(reflected, level)
-    lo, hi = lo - SOLVER_ATOL, hi + SOLVER_ATOL
+    # widen by the size of the correction applied (its error can be as large, see estimate())
+    slack = np.abs(bias) + SOLVER_ATOL
+    lo, hi = lo - slack, hi + slack
 
     out: dict[str, AtomEstimate] = {}
     per_atom: dict[str, dict[str, float]] = {}
@@ -477,6 +488,7 @@ def _summarise(
             "p_value": float(summary.p_value[j]),
             "bootstrap_bias": float(boot_bias[j]),
             "bootstrap_sd": float(np.std(boot[:, j], ddof=1)),
+            "interval_widening": float(slack[j]),
         }
 
     within = [a for a in BIT_ATOMS if per_atom[a]["p_value"] > 1.0 - level]
@@ -513,9 +525,12 @@ def _summarise(
         )
     else:
         c_corr = float(contribution_image(corrected[iu], corrected[it]))
-        c_rep = contribution_image(reflected[:, iu], reflected[:, it])
-        c_lo_arr, c_hi_arr = interval(c_rep[:, None], level)
-        c_lo, c_hi = float(c_lo_arr[0]), float(c_hi_arr[0])
+        # the same widening: C grows with U_image and shrinks with U_text
+        su, st = slack[iu], slack[it]
+        c_low_rep = contribution_image(reflected[:, iu] - su, reflected[:, it] + st)
+        c_high_rep = contribution_image(reflected[:, iu] + su, reflected[:, it] - st)
+        c_lo = float(interval(c_low_rep[:, None], level)[0][0])
+        c_hi = float(interval(c_high_rep[:, None], level)[1][0])
     out["contribution_image"] = AtomEstimate(c_plugin, c_null, c_corr, c_lo, c_hi)
     out["contribution_text"] = AtomEstimate(1 - c_plugin, 1 - c_null, 1 - c_corr, 1 - c_hi, 1 - c_lo)
     return out, {"atoms": per_atom, "contribution_defined": not undefined}

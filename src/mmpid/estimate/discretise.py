@@ -187,7 +187,7 @@ def auto_clusters(
     caps: Mapping[str, int],
     *,
     max_bias: float = 0.05,
-    max_clusters: int = 20,
+    max_clusters: int = 12,
 ) -> tuple[dict[str, int], bool]:
     """Choose the clusters of the continuous variables from the sample size.
 
