@@ -52,13 +52,21 @@ def test_input_fusion_store(adapter, data, tmp_path):
     assert preds.min() >= 0 and preds.max() < len(data.answers)
 
 
-def _interrupting(ds: VQADataset, at: int) -> VQADataset:
-    def sample(i):
-        if i == at:
-            raise KeyboardInterrupt
-        return ds[i]
+class _Interrupting(list):
+    """The same samples, but reading sample ``at`` raises KeyboardInterrupt (a user's Ctrl-C)."""
 
-    return VQADataset(sample, name=ds.name, split=ds.split, answers=ds.answers, length=len(ds), info=ds.info)
+    def __init__(self, samples, at):
+        super().__init__(samples)
+        self.at = at
+
+    def __getitem__(self, i):
+        if i == self.at:
+            raise KeyboardInterrupt
+        return super().__getitem__(i)
+
+
+def _interrupting(ds: VQADataset, at: int) -> VQADataset:
+    return VQADataset(_Interrupting(ds, at), name=ds.name, split=ds.split, answers=ds.answers, info=ds.info)
 
 
 def test_resume_gives_identical_arrays(adapter, data, tmp_path, monkeypatch):
@@ -174,3 +182,24 @@ def test_too_many_multi_token_candidates(adapter, tmp_path):
     wide = VQADataset(list(ds), name=ds.name, split=ds.split, answers=[f"shape {i}" for i in range(65)])
     with pytest.raises(InputError, match="65 answers.*at most 64.*target='label'"):
         extract(adapter, wide, tmp_path / "s", protocol="span", progress=False)
+
+
+def test_unencodable_question_is_skipped(adapter, tmp_path):
+    good = load_dataset("easy-vqa", limit=2)
+    rows = [
+        {"image": good[0].image_source, "question": good[0].question, "answer": good[0].answer, "id": "ok"},
+        {"image": good[1].image_source, "question": "<s>", "answer": "red", "id": "only-special"},
+    ]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    store = extract(adapter, load_dataset(str(tmp_path / "d.jsonl")), tmp_path / "s", progress=False)
+    assert store.manifest["sample_ids"] == ["ok"]
+    (reason,) = [s["reason"] for s in store.manifest["skipped"]]
+    assert reason.startswith("cannot encode") and "no tokens" in reason
+
+
+def test_changed_dataset_is_not_resumed(adapter, tmp_path):
+    a = load_dataset("easy-vqa", limit=8, seed=0)
+    extract(adapter, a, tmp_path, batch_size=8, progress=False)
+    b = VQADataset(list(a)[::-1], name=a.name, split=a.split, answers=a.answers, info=a.info)
+    with pytest.raises(StoreError, match="dataset_fingerprint"):
+        extract(adapter, b, tmp_path, batch_size=8, progress=False)

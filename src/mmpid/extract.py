@@ -176,6 +176,7 @@ def _extract(
         "limit": ds_info.get("limit"),
         "seed": ds_info.get("seed"),
         "n_dataset": n,
+        "dataset_fingerprint": ds_info.get("fingerprint"),
         "answers": list(dataset.answers),
         "protocol": protocol,
         "pooling": pooling,
@@ -271,7 +272,22 @@ def _process_batch(
     if not good:
         return {}, [], skipped, None
 
-    enc = adapter.encode([im for _, im in good], [s.question for s, _ in good])
+    try:
+        enc = adapter.encode([im for _, im in good], [s.question for s, _ in good])
+    except InputError:
+        # find the samples the adapter cannot encode (e.g. a question with no tokens), skip them
+        ok = []
+        for i, (s, im) in enumerate(good):
+            try:
+                adapter.encode([im], [s.question])
+                ok.append(i)
+            except InputError as exc:
+                skipped.append({"id": s.id, "reason": f"cannot encode: {exc}"})
+        good = [good[i] for i in ok]
+        labels = [labels[i] for i in ok]
+        if not good:
+            return {}, [], skipped, None
+        enc = adapter.encode([im for _, im in good], [s.question for s, _ in good])
     limit = adapter.max_length
     if limit is not None and max(enc.lengths) > limit:
         over = [i for i, length in enumerate(enc.lengths) if length > limit]

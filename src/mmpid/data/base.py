@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,7 +139,28 @@ class VQADataset(Sequence[Sample]):
 
     def describe(self) -> dict[str, Any]:
         """What the manifest records about the dataset."""
-        return {"name": self.name, "split": self.split, "n": len(self), "answers": list(self.answers), **self.info}
+        return {
+            "name": self.name,
+            "split": self.split,
+            "n": len(self),
+            "answers": list(self.answers),
+            "fingerprint": self.fingerprint(),
+            **self.info,
+        }
+
+    def fingerprint(self) -> str:
+        """A hash of the samples (ids, questions, answers) when they are held in memory.
+
+        Lazily read datasets (Hugging Face) are identified by name, split, size,
+        limit and seed instead, so that describing them reads no rows.
+        """
+        h = hashlib.sha256()
+        if callable(self._samples):
+            h.update(json.dumps([self.name, self.split, self._len, self.info], sort_keys=True, default=str).encode())
+        else:
+            for s in self._samples:
+                h.update(json.dumps([s.id, s.question, s.answer]).encode())
+        return h.hexdigest()[:16]
 
     def __repr__(self) -> str:
         return f"VQADataset(name={self.name!r}, split={self.split!r}, n={len(self)}, answers={len(self.answers)})"

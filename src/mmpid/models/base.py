@@ -347,7 +347,13 @@ class Adapter(abc.ABC):
                 "an image processor and a tokenizer are both needed). "
                 "Save the model's processor with processor.save_pretrained(path)."
             )
-        model = cls.transformers_class().from_pretrained(path, dtype=dt)
+        try:
+            model = cls.transformers_class().from_pretrained(path, dtype=dt)
+        except OSError as exc:
+            raise ModelFamilyError(
+                f"Could not load the {cls.family} model weights from {path!r} ({exc}). "
+                "Save the model with model.save_pretrained(path), or give a hub id in the local cache."
+            ) from exc
         model.to(dev)
         revision = getattr(model.config, "_commit_hash", None)
         return cls(model, processor, model_id=str(path), revision=revision)
