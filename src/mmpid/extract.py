@@ -117,6 +117,16 @@ def extract(
     FeatureStore
         ``store.load(layer)`` gives ``(x_image, x_text, y)``: (N, d), (N, d) and
         (N, d) float32 for input-fusion or (N,) int64 for span.
+
+    Examples
+    --------
+    >>> from mmpid.data import load_dataset
+    >>> from mmpid.models import load_adapter
+    >>> adapter = load_adapter("path/to/llava-folder", device="cpu")  # doctest: +SKIP
+    >>> store = extract(adapter, load_dataset("easy-vqa", limit=300), "out/store")  # doctest: +SKIP
+    >>> x_image, x_text, y = store.load(store.layers[-1])  # doctest: +SKIP
+    >>> x_image.shape, y.shape  # doctest: +SKIP
+    ((300, 4096), (300, 4096))
     """
     if protocol not in PROTOCOLS:
         raise InputError(f"The 'protocol' parameter must be one of {PROTOCOLS}. Got {protocol!r}.")

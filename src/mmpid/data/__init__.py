@@ -47,6 +47,12 @@ def load_dataset(
     VQADataset
         Samples with ``id``, ``image`` (decoded on access), ``question``, ``answer``;
         ``.answers`` is the answer set.
+
+    Examples
+    --------
+    >>> ds = load_dataset("easy-vqa", limit=3, seed=0)
+    >>> len(ds), len(ds.answers), ds[0].image.size
+    (3, 13, (64, 64))
     """
     if not isinstance(name_or_path, (str, Path)):
         raise InputError(f"The 'dataset' parameter must be a name or a path. Got {name_or_path!r}.")
