@@ -144,7 +144,7 @@ def estimate(
     >>> from mmpid import synthetic
     >>> data = synthetic.make("unique_image", 2000, seed=0)
     >>> est = estimate(data.x_image, data.x_text, data.y, n_bootstrap=50, n_permutations=20)
-    >>> round(est.unique_image.corrected, 1), est.contribution_image.corrected
+    >>> round(est.unique_image.corrected, 1), round(est.contribution_image.corrected, 2)
     (1.0, 1.0)
     """
     _check_options(
