@@ -149,15 +149,38 @@ class Ops:
     def matmul(self, a: Any, b: Any) -> Any:
         return a @ b
 
-    def solve_pd(self, a: Any, b: Any) -> Any:
-        """Solve a x = b for a stack of symmetric positive definite `a` (..., n, n)."""
+    def factor_pd(self, a: Any) -> tuple[str, Any]:
+        """Factorise a stack of symmetric positive definite matrices (..., n, n).
+
+        Cholesky when every matrix admits it, LU otherwise (nearly singular stacks).
+        """
         if self.name == "numpy":
-            return np.linalg.solve(a, b)
+            try:
+                return ("chol", np.linalg.cholesky(a))
+            except np.linalg.LinAlgError:
+                return ("lu", a)
         xp = self.xp
         chol, info = xp.linalg.cholesky_ex(a)
         if bool((info != 0).any()):
-            return xp.linalg.solve(a, b)
-        return xp.cholesky_solve(b, chol)
+            return ("lu", xp.linalg.lu_factor(a))
+        return ("chol", chol)
+
+    def solve_factored(self, fac: tuple[str, Any], b: Any) -> Any:
+        """Solve a x = b with a from `factor_pd`; b is (..., n, k)."""
+        kind, f = fac
+        if self.name == "numpy":
+            if kind == "chol":
+                from scipy.linalg import cho_solve
+
+                return cho_solve((f, True), b, check_finite=False)
+            return np.linalg.solve(f, b)
+        if kind == "chol":
+            return self.xp.cholesky_solve(b, f)
+        return self.xp.linalg.lu_solve(*f, b)
+
+    def solve_pd(self, a: Any, b: Any) -> Any:
+        """Solve a x = b for a stack of symmetric positive definite `a` (..., n, n)."""
+        return self.solve_factored(self.factor_pd(a), b)
 
     def diag_embed(self, x: Any) -> Any:
         """(..., n) -> (..., n, n) with x on the diagonal."""

@@ -23,6 +23,8 @@ DEFAULTS = {
 }
 # Tables per solver call, bounded so the Newton blocks (B n1 n2 ny^2 floats) stay ~100 MB.
 _BLOCK_FLOATS = 12_000_000
+# Below this Schur size (n2 * ny) the numpy path pins BLAS to one thread.
+_THREADED_SCHUR = 500
 
 
 def _check_options(method: str, tol: float | None, max_iter: int | None) -> tuple[float, int]:
@@ -143,6 +145,21 @@ def decompose_many(P: Any, *, method: str = "exact", backend: str = "numpy", dev
 def _decompose_many(P: np.ndarray, *, method: str, tol: float, max_iter: int, backend: str,
                     device: Any) -> PIDBatch:
     """Solve normalised, validated tables P (B, n1, n2, ny); prior validation assumed."""
+    B, n1, n2, ny = P.shape
+    if backend == "numpy" and n2 * ny < _THREADED_SCHUR:
+        # Stacks of small matrices go through LAPACK/BLAS one at a time; threaded
+        # OpenBLAS only adds overhead there (10x slower on a busy machine).
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return _solve_stack(P, method=method, tol=tol, max_iter=max_iter, backend=backend,
+                                device=device)
+    return _solve_stack(P, method=method, tol=tol, max_iter=max_iter, backend=backend,
+                        device=device)
+
+
+def _solve_stack(P: np.ndarray, *, method: str, tol: float, max_iter: int, backend: str,
+                 device: Any) -> PIDBatch:
     ops = get_ops(backend, device)
     B, n1, n2, ny = P.shape
     chunk = max(1, _BLOCK_FLOATS // (n1 * n2 * ny * ny))
