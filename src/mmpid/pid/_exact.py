@@ -25,9 +25,13 @@ from typing import Any
 from mmpid.pid._backend import NEG, Ops
 from mmpid.pid._problem import LN2, Problem, certify, pair_lse
 
-# Barrier schedule: t is multiplied by SHRINK once the scaled Newton decrement
-# δ²/t is below CENTRED. A table stops as soon as its certified gap is <= tol.
+# Barrier schedule: t is multiplied by a shrink factor once the scaled Newton
+# decrement δ²/t is below CENTRED. The factor grows with the number K of active pairs,
+# SHRINK * sqrt(K / 400) clipped to [SHRINK, SHRINK_MAX]: long steps suit small tables,
+# shorter ones spare large tables long damped re-centring phases. A table stops as soon
+# as its certified gap is <= tol.
 SHRINK = 0.05
+SHRINK_MAX = 0.2
 CENTRED = 2.0
 # Relative ridge on the Newton blocks: near the optimum the Hessian mixes curvatures of
 # order 1/t (active pairs) and t (inactive ones) and loses its smallest pivots to
@@ -176,6 +180,8 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactO
     # The central point's gap is about t per active pair: stop shrinking t at half the
     # budget (smaller t only loses precision in m = t / (-s)).
     t_floor = 0.5 * tol * LN2 / ops.maximum(prob.n_active, 1.0)
+    shrink = SHRINK * (prob.n_active / 400.0) ** 0.5
+    shrink = ops.minimum(ops.maximum(shrink, SHRINK), SHRINK_MAX)
     xp = ops.xp
     if ops.name == "numpy":
         iters = xp.zeros(B, dtype=xp.int64)
@@ -230,6 +236,6 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactO
         lam[idx] = lam_i + alpha[:, None, None] * dlam
         mu[idx] = mu_i + alpha[:, None, None] * dmu
         iters[idx] = iters[idx] + (~finished)
-        shrink = (dec / t_i < CENTRED) & ~finished
-        t[idx] = ops.where(shrink, ops.maximum(t_i * SHRINK, t_floor[idx]), t_i)
+        centred = (dec / t_i < CENTRED) & ~finished
+        t[idx] = ops.where(centred, ops.maximum(t_i * shrink[idx], t_floor[idx]), t_i)
     return ExactOut(i_q, gap, merr, iters, done)
