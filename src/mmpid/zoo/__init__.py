@@ -1,0 +1,270 @@
+"""The zoo: small vision-language models trained on easy-vqa whose behaviour is known.
+
+Each model is a standard transformers VLM (``LlavaForConditionalGeneration`` or
+``Idefics3ForConditionalGeneration``) saved with its processor in
+``mmpid/zoo/models/NAME``; it loads with ``AutoProcessor`` and
+``AutoModelForImageTextToText`` exactly like a hub model, and ``--model zoo:NAME``
+resolves to that folder. Next to the weights, ``MODEL_CARD.md`` records accuracy,
+blank-image accuracy, image-swap change rate, the recipe, the seed and the training time,
+and ``zoo.json`` holds the same numbers for programs.
+
+>>> from mmpid import zoo
+>>> zoo.list_models()
+['blind', 'normal', 'shuffle']
+>>> zoo.resolve("zoo:normal").name
+'normal'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mmpid.errors import InputError
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+PREFIX = "zoo:"
+CARD_FILE = "MODEL_CARD.md"
+INFO_FILE = "zoo.json"
+#: Questions of the test split (the first ones, in easy-vqa's order) that the card's
+#: "subset accuracy" is computed on, through AutoProcessor + AutoModelForImageTextToText.
+SUBSET_SIZE = 300
+
+
+def _recipes() -> dict:
+    from mmpid.zoo.recipe import RECIPES
+
+    return RECIPES
+
+
+def list_models() -> list[str]:
+    """Names of the zoo models shipped with this installation, sorted.
+
+    Returns
+    -------
+    list of str
+        Each ``NAME`` loads as ``zoo:NAME``.
+    """
+    if not MODELS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def resolve(spec: str) -> Path:
+    """The folder of a shipped zoo model.
+
+    Parameters
+    ----------
+    spec : str
+        ``"zoo:NAME"`` (or just ``"NAME"``) with ``NAME`` from :func:`list_models`.
+
+    Returns
+    -------
+    pathlib.Path
+        A folder holding ``config.json``, the weights, the processor files and the card.
+    """
+    if not isinstance(spec, str):
+        raise InputError(f"The 'spec' parameter must be a string like 'zoo:normal'. Got {type(spec).__name__}.")
+    name = spec[len(PREFIX):] if spec.startswith(PREFIX) else spec
+    shipped = list_models()
+    if name not in shipped:
+        known = ", ".join(PREFIX + n for n in shipped) or "none (the package ships no models)"
+        hint = f"; retrain it with `mmpid zoo train {name}`" if name in _recipes() else ""
+        raise InputError(f"The 'spec' parameter must name a zoo model ({known}). Got {spec!r}{hint}.")
+    return MODELS_DIR / name
+
+
+def info(spec: str) -> dict[str, Any]:
+    """The recorded facts of a shipped model (its ``zoo.json``): recipe, seed, metrics, timing."""
+    return json.loads((resolve(spec) / INFO_FILE).read_text())
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What :func:`train` did.
+
+    Attributes
+    ----------
+    name : str
+    seed : int
+    out_dir : str
+        Folder holding the saved model, processor, ``MODEL_CARD.md`` and ``zoo.json``.
+    device : str
+    threads : int
+        torch CPU threads during training.
+    train_seconds : float
+        Wall time of the optimisation loop.
+    final_loss : float
+        Mean answer-token cross-entropy of the last 50 steps, nats.
+    test : dict
+        :class:`mmpid.zoo.evaluate.Evaluation` on the full easy-vqa test split.
+    subset_accuracy : float
+        Accuracy on the first :data:`SUBSET_SIZE` test questions, through the saved folder
+        and the Auto classes.
+    size_bytes : int
+        Size of the saved folder on disk.
+    recipe : dict
+    """
+
+    name: str
+    seed: int
+    out_dir: str
+    device: str
+    threads: int
+    train_seconds: float
+    final_loss: float
+    test: dict
+    subset_accuracy: float
+    size_bytes: int
+    recipe: dict
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as plain Python values."""
+        return asdict(self)
+
+
+def train(name: str, *, seed: int = 0, out_dir: str | os.PathLike | None = None, device: str = "cpu",
+          progress: bool = True, threads: int | None = None) -> TrainReport:
+    """Train a zoo model from its recipe and seed, save it with its processor and card.
+
+    Parameters
+    ----------
+    name : str
+        A recipe name: ``"normal"``, ``"blind"`` or ``"shuffle"``.
+    seed : int
+        Seeds initialisation, batch order and (for ``blind``) the image pairing.
+    out_dir : path, optional
+        Where to save; default ``./zoo-NAME-seedSEED``. Files there are overwritten.
+    device : str
+        ``"cpu"`` or a torch device such as ``"cuda"``.
+    progress : bool
+        Print the loss every 50 steps.
+    threads : int, optional
+        torch CPU threads while training (default: leave torch's setting). On a busy
+        machine one thread is faster than oversubscribed ones.
+
+    Returns
+    -------
+    TrainReport
+    """
+    recipes = _recipes()
+    if name not in recipes:
+        raise InputError(f"The 'name' parameter must be one of {sorted(recipes)}. Got {name!r} instead.")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise InputError(f"The 'seed' parameter must be a non-negative int. Got {seed!r} instead.")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise InputError(f"The 'threads' parameter must be a positive int or None. Got {threads!r} instead.")
+    out = Path(out_dir) if out_dir is not None else Path.cwd() / f"zoo-{name}-seed{seed}"
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _train(recipes[name], seed=seed, out=out, device=device, progress=progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(recipe, *, seed: int, out: Path, device: str, progress: bool) -> TrainReport:
+    import torch
+    import transformers
+
+    from mmpid.zoo._data import load_split
+    from mmpid.zoo.evaluate import evaluate, text_only_accuracy
+    from mmpid.zoo.recipe import build_model, build_processor, encode_split, fit
+    from mmpid.zoo.tokenizer import ANSWERS
+
+    log = (lambda s: print(s, flush=True)) if progress else None
+    processor = build_processor(recipe)
+    tok = processor.tokenizer
+    train_split = load_split("train")
+    train_data = encode_split(train_split, processor)
+    test_split = load_split("test")
+    test_data = encode_split(test_split, processor)
+    model = build_model(recipe, tok, seed=seed)
+    fitted = fit(model, train_data, recipe, pad_id=tok.pad_token_id, seed=seed, device=device, log=log)
+    answer_ids = tok.convert_tokens_to_ids(list(ANSWERS))
+    test = evaluate(model, test_data, pad_id=tok.pad_token_id, answer_token_ids=answer_ids, device=device)
+    if log:
+        log(f"{recipe.name} test: {test}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.to("cpu").save_pretrained(out)
+    processor.save_pretrained(out)
+    subset = subset_accuracy(out, test_split, n=SUBSET_SIZE)
+    size = sum(p.stat().st_size for p in out.iterdir() if p.is_file() and p.name not in (CARD_FILE, INFO_FILE))
+    report = TrainReport(
+        name=recipe.name, seed=seed, out_dir=str(out), device=str(device), threads=torch.get_num_threads(),
+        train_seconds=round(fitted["seconds"], 1), final_loss=fitted["final_loss"], test=test.to_dict(),
+        subset_accuracy=subset, size_bytes=size, recipe=recipe.to_dict(),
+    )
+    record = {
+        **report.to_dict(),
+        "out_dir": None,
+        "loss_curve": fitted["loss_curve"],
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "subset_size": SUBSET_SIZE,
+        "text_only_accuracy": text_only_accuracy(
+            train_split.questions, train_split.answers, test_split.questions, test_split.answers
+        ),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                     "python": platform.python_version()},
+    }
+    (out / INFO_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    from mmpid.zoo.card import render_card
+
+    (out / CARD_FILE).write_text(render_card(record))
+    return report
+
+
+def subset_accuracy(folder: str | os.PathLike, split, *, n: int = SUBSET_SIZE) -> float:
+    """Accuracy on the first ``n`` questions of ``split``, loading ``folder`` through the Auto classes.
+
+    Renders each prompt with the processor's chat template, runs the processor on the PIL
+    image and reads the argmax of the LM head at the last prompt position.
+    """
+    preds = predict_folder(folder, [split.images[i] for i in split.image_ids[:n]], split.questions[:n])
+    return float(sum(p == a for p, a in zip(preds, split.answers[:n])) / n)
+
+
+def predict_folder(folder: str | os.PathLike, images, questions, *, batch_size: int = 100) -> list[str]:
+    """Answers of the model in ``folder`` to (image, question) pairs, via AutoProcessor / Auto model.
+
+    Parameters
+    ----------
+    images : sequence of array (64, 64, 3) uint8 or PIL images, length N
+    questions : sequence of str, length N
+
+    Returns
+    -------
+    list of str, length N
+        The decoded argmax token at the last prompt position.
+    """
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(folder)
+    model = AutoModelForImageTextToText.from_pretrained(folder).eval()
+    answers: list[str] = []
+    for lo in range(0, len(questions), batch_size):
+        qs = questions[lo:lo + batch_size]
+        prompts = [
+            processor.apply_chat_template(
+                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}],
+                add_generation_prompt=True,
+            )
+            for q in qs
+        ]
+        ims = list(images[lo:lo + batch_size])
+        if type(processor).__name__.startswith("Idefics3"):
+            ims = [[im] for im in ims]
+        enc = processor(images=ims, text=prompts, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            logits = model(**enc, logits_to_keep=1).logits[:, -1]
+        answers += processor.tokenizer.convert_ids_to_tokens(logits.argmax(-1).tolist())
+    return answers

@@ -1,0 +1,54 @@
+"""easy-vqa, read straight from the installed ``easy_vqa`` package, as arrays for training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mmpid.errors import DatasetError, InputError
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One easy-vqa split.
+
+    Attributes
+    ----------
+    questions : list of str, length N
+    answers : list of str, length N
+    image_ids : np.ndarray of int64, shape (N,)
+        Row of ``images`` that each question is asked about.
+    images : np.ndarray of uint8, shape (M, 64, 64, 3)
+        RGB images, row ``i`` is easy-vqa image id ``i``.
+    """
+
+    questions: list[str]
+    answers: list[str]
+    image_ids: np.ndarray
+    images: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+
+def load_split(split: str) -> Split:
+    """Load an easy-vqa split ("train": 38,575 questions on 4,000 images; "test": 9,673 on 1,000)."""
+    if split not in SPLITS:
+        raise InputError(f"The 'split' parameter must be one of {SPLITS}. Got {split!r} instead.")
+    try:
+        import easy_vqa
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise DatasetError("easy-vqa is not installed: pip install easy-vqa") from exc
+    from PIL import Image
+
+    get_q = easy_vqa.get_train_questions if split == "train" else easy_vqa.get_test_questions
+    get_p = easy_vqa.get_train_image_paths if split == "train" else easy_vqa.get_test_image_paths
+    questions, answers, image_ids = get_q()
+    paths = get_p()
+    if sorted(paths) != list(range(len(paths))):
+        raise DatasetError(f"easy-vqa {split} image ids are not 0..{len(paths) - 1}; reinstall easy-vqa.")
+    images = np.stack([np.asarray(Image.open(paths[i]).convert("RGB")) for i in range(len(paths))])
+    return Split(list(questions), list(answers), np.asarray(image_ids, dtype=np.int64), images)

@@ -1,0 +1,127 @@
+"""Render a zoo model's MODEL_CARD.md from its recorded facts (``zoo.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mmpid.zoo.tokenizer import ANSWERS, PROMPT_TEMPLATE
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def render_card(record: dict[str, Any]) -> str:
+    """The model card text for one ``zoo.json`` record."""
+    r = record["recipe"]
+    t = record["test"]
+    idefics = r.get("family", "llava") == "idefics3"
+    n_patch = (64 // r["patch_size"]) ** 2
+    n_img = n_patch // r.get("scale_factor", 1) ** 2
+    cls = "Idefics3ForConditionalGeneration" if idefics else "LlavaForConditionalGeneration"
+    proc = "Idefics3Processor" if idefics else "LlavaProcessor"
+    if idefics:
+        expansion = (
+            f"The processor expands `<image>` to `<fake_token_around_image><global-img>`, {n_img} `<image>` "
+            f"placeholders and `<fake_token_around_image>` ({n_patch} patches of {r['patch_size']}x{r['patch_size']} "
+            f"pixels, pixel-shuffled {r['scale_factor']}x{r['scale_factor']} into {n_img} tokens; no image splitting)."
+        )
+        arch = [
+            f"- vision tower: Idefics3 (SigLIP-style), {r['vision_layers']} layers, width {r['vision_hidden']}, "
+            f"{r['heads']} heads, patch {r['patch_size']} on 64x64 images -> {n_patch} patches",
+            f"- connector: Idefics3 pixel shuffle ({r['scale_factor']}x{r['scale_factor']} neighbouring patches "
+            f"concatenated into one {r['vision_hidden'] * r['scale_factor'] ** 2}-dim vector) + linear map to "
+            f"{r['text_hidden']} -> {n_img} image tokens",
+        ]
+    else:
+        expansion = (
+            f"The processor expands `<image>` to {n_img} image placeholder tokens "
+            f"((64/{r['patch_size']})^2 CLIP patches, CLS dropped: `vision_feature_select_strategy=\"default\"`)."
+        )
+        arch = [
+            f"- vision tower: CLIP, {r['vision_layers']} layers, width {r['vision_hidden']}, {r['heads']} heads, "
+            f"patch {r['patch_size']} on 64x64 images -> {n_img} image tokens",
+            f"- projector: LLaVA two-layer MLP (GELU), {r['vision_hidden']} -> {r['text_hidden']}",
+        ]
+    threads = record["threads"]
+    device = record["device"]
+    timing = f"{record['train_seconds']:.0f} s on {threads} CPU thread{'s' if threads != 1 else ''}"
+    if device != "cpu":
+        timing = f"{record['train_seconds']:.0f} s on {device}"
+    pairing = (
+        "every question paired with the image of a uniformly random *other* training image, "
+        "redrawn at every step (the image carries no information about the answer)"
+        if r["blind"] else "every question paired with its own image"
+    )
+    v = record["versions"]
+    lines = [
+        f"# zoo:{r['name']}",
+        "",
+        r["description"],
+        "",
+        f"A standard `{cls}` saved with its `{proc}`; load it like a hub model:",
+        "",
+        "```python",
+        "from transformers import AutoModelForImageTextToText, AutoProcessor",
+        "from mmpid import zoo",
+        f'folder = zoo.resolve("zoo:{r["name"]}")',
+        "processor = AutoProcessor.from_pretrained(folder)",
+        "model = AutoModelForImageTextToText.from_pretrained(folder)",
+        "```",
+        "",
+        "## Results on easy-vqa (official test split)",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| test accuracy ({t['n']} questions) | {_pct(t['accuracy'])} |",
+        f"| blank-image accuracy (64x64 image of the mean colour, RGB (231, 231, 228)) | {_pct(t['blank_accuracy'])} |",
+        f"| accuracy drop with a blank image | {100 * (t['accuracy'] - t['blank_accuracy']):.1f} points |",
+        f"| image-swap change rate (each image replaced by another test image) | {_pct(t['swap_change_rate'])} |",
+        f"| predictions that are not an answer token | {_pct(t['non_answer_rate'])} |",
+        f"| accuracy on the first {record['subset_size']} test questions via AutoProcessor + chat template "
+        f"| {100 * record['subset_accuracy']:.2f}% |",
+        "",
+        "Answers are read as the argmax of the LM head (whole vocabulary) at the last prompt position.",
+        "The 13 answers are single tokens: " + ", ".join(f"`{a}`" for a in ANSWERS) + ".",
+        "References on the test split: always answering `yes` scores 37.3%; the best question-only rule "
+        "(the training answer most frequent for the same question text) scores "
+        f"{_pct(record.get('text_only_accuracy', float('nan')))}, the ceiling of a model that ignores the image.",
+        "",
+        "## Prompt format",
+        "",
+        f"`{PROMPT_TEMPLATE!r}` (a Python string: `\\n` is a newline; `{{image}}` is `<image>`)",
+        "",
+        expansion,
+        "The chat template renders the same prompt from "
+        "`[{\"role\": \"user\", \"content\": [{\"type\": \"image\"}, {\"type\": \"text\", \"text\": question}]}]` "
+        "with `add_generation_prompt=True`. The tokenizer is word-level over easy-vqa's vocabulary "
+        "(lower-cased; unknown words map to `<unk>`), pads on the left, and adds no BOS/EOS.",
+        "",
+        "## Architecture",
+        "",
+        *arch,
+        f"- language model: Llama, {r['text_layers']} layers, width {r['text_hidden']}, {r['heads']} heads, "
+        "untied LM head",
+        f"- parameters: {record['n_parameters']:,}; on disk: {record['size_bytes'] / 1e6:.2f} MB (float32)",
+        "- images: 64x64, scaled to [0, 1], normalised per channel with easy-vqa's mean colour and spread "
+        "(a mean-colour image becomes about all-zero pixel values)",
+        "",
+        "## Training recipe",
+        "",
+        f"- data: easy-vqa train split (38,575 questions, 4,000 images), {pairing}",
+        "- loss: cross-entropy of the LM head's logits at the last prompt position against the answer token "
+        "(no loss on any other position)",
+        f"- AdamW, peak lr {r['lr']:g}, weight decay {r['weight_decay']:g}, batch {r['batch_size']}, "
+        f"{r['steps']} steps, linear warm-up {r['warmup_steps']} steps then cosine decay to 0, "
+        "gradient norm clipped at 1",
+        f"- seed: {record['seed']} (initialisation, batch order, image pairing)",
+        f"- final training loss (mean of the last 50 steps): {record['final_loss']:.4f} nats",
+        f"- training time: {timing}, on a 2-core machine shared with other jobs (GPU time: not measured)",
+        f"- versions: torch {v['torch']}, transformers {v['transformers']}, Python {v['python']}",
+        "",
+        "Reproduce with `mmpid zoo train " + r["name"] + f" --seed {record['seed']}` "
+        f"(or `mmpid.zoo.train(\"{r['name']}\", seed={record['seed']})`). Results agree to within float "
+        "round-off on the same torch version and thread count.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,428 @@
+"""How each zoo model is built and trained: architecture, processor and optimisation recipe.
+
+Every model is a standard transformers VLM saved with its processor, so it loads with
+``AutoProcessor`` / ``AutoModelForImageTextToText`` like a hub model:
+
+- family ``"llava"``: ``LlavaForConditionalGeneration`` (a small CLIP vision tower, LLaVA's
+  two-layer MLP projector, a small Llama language model) with a ``LlavaProcessor``; every
+  vision patch becomes one image token;
+- family ``"idefics3"``: ``Idefics3ForConditionalGeneration`` (a small SigLIP-style vision
+  tower, Idefics3's pixel-shuffle connector that folds ``scale_factor x scale_factor`` patches
+  into one token before a linear map, a small Llama language model) with an
+  ``Idefics3Processor`` (no image splitting: one 64x64 global image).
+
+The training signal is the language-model loss on the answer token only: the logits of
+the LM head at the last prompt position, over the whole vocabulary, against the answer's
+token. No other position is trained.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from mmpid.errors import InputError
+from mmpid.zoo.tokenizer import ANSWERS, CHAT_TEMPLATE, FAMILIES, PROMPT_TEMPLATE, build_tokenizer
+
+#: Per-channel mean and standard deviation of easy-vqa's training images (RGB, in [0, 1]).
+#: A "blank" image of the mean colour normalises to all-zero pixel values.
+IMAGE_MEAN: tuple[float, float, float] = (0.905, 0.905, 0.894)
+IMAGE_STD: tuple[float, float, float] = (0.197, 0.186, 0.210)
+IMAGE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Architecture and training recipe of one zoo model.
+
+    Attributes
+    ----------
+    name : str
+        Zoo name (``zoo:NAME``).
+    description : str
+        One line for ``mmpid zoo list`` and the card.
+    family : str
+        ``"llava"`` or ``"idefics3"``.
+    patch_size : int
+        Vision patch size in pixels on the 64x64 image.
+    scale_factor : int
+        Idefics3 pixel-shuffle factor (1 for LLaVA); image tokens = (64 / patch_size / scale_factor)**2.
+    vision_hidden, vision_layers, text_hidden, text_layers, heads : int
+        Widths and depths of the CLIP vision tower and the Llama text model.
+    blind : bool
+        Pair every question with the image of a random other example, redrawn at every step.
+    steps, batch_size, warmup_steps : int
+        Optimiser steps, questions per step, linear warm-up steps (cosine decay after).
+    lr, weight_decay : float
+        AdamW peak learning rate and weight decay.
+    """
+
+    name: str
+    description: str
+    family: str = "llava"
+    patch_size: int = 8
+    scale_factor: int = 1
+    vision_hidden: int = 64
+    vision_layers: int = 2
+    text_hidden: int = 64
+    text_layers: int = 2
+    heads: int = 4
+    blind: bool = False
+    steps: int = 1500
+    batch_size: int = 128
+    warmup_steps: int = 100
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise InputError(f"The 'family' parameter must be one of {FAMILIES}. Got {self.family!r} instead.")
+        for field_name in ("patch_size", "scale_factor", "vision_hidden", "vision_layers", "text_hidden",
+                           "text_layers", "heads", "steps", "batch_size", "warmup_steps"):
+            value = getattr(self, field_name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"The '{field_name}' parameter must be a positive int. Got {value!r} instead.")
+        if IMAGE_SIZE % (self.patch_size * self.scale_factor):
+            raise InputError(
+                f"The 'patch_size' times 'scale_factor' must divide the image size {IMAGE_SIZE}. "
+                f"Got {self.patch_size} x {self.scale_factor}."
+            )
+        if self.family == "llava" and self.scale_factor != 1:
+            raise InputError(f"The 'scale_factor' parameter must be 1 for the llava family. Got {self.scale_factor}.")
+
+    @property
+    def n_image_tokens(self) -> int:
+        """Image tokens the language model sees per image."""
+        return (IMAGE_SIZE // self.patch_size // self.scale_factor) ** 2
+
+    def to_dict(self) -> dict:
+        """All fields as plain Python values."""
+        return asdict(self)
+
+
+_BASE = dict(patch_size=16, vision_hidden=64, vision_layers=2, text_layers=3, steps=3000, lr=5e-3, warmup_steps=150)
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe(
+            name="normal",
+            description="LLaVA-style, 16 image tokens (patch 16), trained on matching image-question pairs.",
+            **_BASE,
+        ),
+        Recipe(
+            name="blind",
+            description="Same architecture and recipe as normal, but every question is paired with a random "
+            "other image (redrawn at every step): the image carries no information about the answer.",
+            blind=True,
+            **_BASE,
+        ),
+        Recipe(
+            name="shuffle",
+            description="Idefics3-style: a 4-token image budget made by pixel-shuffling 2x2 neighbouring "
+            "patches (patch 16) into one token before a linear connector.",
+            family="idefics3",
+            patch_size=16,
+            scale_factor=2,
+            vision_hidden=64,
+            vision_layers=2,
+            text_layers=3,
+            steps=3000,
+            lr=5e-3,
+            warmup_steps=150,
+        ),
+    )
+}
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_processor(recipe: Recipe):
+    """The processor of a zoo model: image processor + word-level tokenizer + chat template.
+
+    Images are resized to 64x64, scaled to [0, 1] and normalised with easy-vqa's mean
+    colour (:data:`IMAGE_MEAN`, :data:`IMAGE_STD`). The chat template renders
+    :data:`mmpid.zoo.tokenizer.PROMPT_TEMPLATE`.
+    """
+    tokenizer = build_tokenizer(family=recipe.family)
+    if recipe.family == "idefics3":
+        from transformers import Idefics3ImageProcessorPil, Idefics3Processor
+
+        image_processor = Idefics3ImageProcessorPil(
+            do_resize=True,
+            size={"longest_edge": IMAGE_SIZE},
+            max_image_size={"longest_edge": IMAGE_SIZE},
+            do_image_splitting=False,
+            image_mean=list(IMAGE_MEAN),
+            image_std=list(IMAGE_STD),
+            do_convert_rgb=True,
+            do_pad=True,
+        )
+        return Idefics3Processor(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            image_seq_len=recipe.n_image_tokens,
+            chat_template=CHAT_TEMPLATE,
+        )
+    from transformers import CLIPImageProcessorPil, LlavaProcessor
+
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": IMAGE_SIZE},
+        crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        image_mean=list(IMAGE_MEAN),
+        image_std=list(IMAGE_STD),
+        do_convert_rgb=True,
+    )
+    return LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=recipe.patch_size,
+        vision_feature_select_strategy="default",
+        chat_template=CHAT_TEMPLATE,
+        image_token="<image>",
+        num_additional_image_tokens=1,
+    )
+
+
+def build_model(recipe: Recipe, tokenizer, *, seed: int = 0):
+    """A freshly initialised model for ``recipe`` (seeded), on the CPU."""
+    import torch
+    from transformers import LlamaConfig
+
+    text = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=recipe.text_hidden,
+        intermediate_size=2 * recipe.text_hidden,
+        num_hidden_layers=recipe.text_layers,
+        num_attention_heads=recipe.heads,
+        num_key_value_heads=recipe.heads,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    vision_kw = dict(
+        hidden_size=recipe.vision_hidden,
+        intermediate_size=2 * recipe.vision_hidden,
+        num_hidden_layers=recipe.vision_layers,
+        num_attention_heads=recipe.heads,
+        image_size=IMAGE_SIZE,
+        patch_size=recipe.patch_size,
+        num_channels=3,
+    )
+    image_token_id = tokenizer.convert_tokens_to_ids("<image>")
+    torch.manual_seed(seed)
+    if recipe.family == "idefics3":
+        from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3VisionConfig
+
+        config = Idefics3Config(
+            vision_config=Idefics3VisionConfig(**vision_kw),
+            text_config=text,
+            scale_factor=recipe.scale_factor,
+            image_token_id=image_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=False,
+        )
+        return Idefics3ForConditionalGeneration(config)
+    from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(**vision_kw, projection_dim=recipe.vision_hidden),
+        text_config=text,
+        image_token_id=image_token_id,
+        projector_hidden_act="gelu",
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+        tie_word_embeddings=False,
+    )
+    return LlavaForConditionalGeneration(config)
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Questions and images of a split turned into model inputs (no padding yet).
+
+    Attributes
+    ----------
+    ids : list of list of int, length N
+        Prompt token ids, image placeholders expanded, exactly as the processor makes them.
+    answer_ids : np.ndarray of int64, shape (N,)
+        Token id of each answer.
+    image_rows : np.ndarray of int64, shape (N,)
+        Row of ``pixels`` for each question.
+    pixels : torch.Tensor of float32, shape (M, ...)
+        The processor's ``pixel_values`` of every image of the split, one row per image
+        ((3, 64, 64) for LLaVA, (1, 3, 64, 64) for Idefics3).
+    blank : torch.Tensor of float32, shape (1, ...)
+        ``pixel_values`` of the blank image: a 64x64 image of easy-vqa's mean colour.
+    """
+
+    ids: list
+    answer_ids: np.ndarray
+    image_rows: np.ndarray
+    pixels: object
+    blank: object
+
+    def subset(self, n: int) -> Encoded:
+        """The first ``n`` questions (all images kept)."""
+        return Encoded(self.ids[:n], self.answer_ids[:n], self.image_rows[:n], self.pixels, self.blank)
+
+
+def blank_image() -> np.ndarray:
+    """The blank image: 64x64 RGB uint8 of easy-vqa's mean colour, shape (64, 64, 3)."""
+    colour = np.round(np.asarray(IMAGE_MEAN) * 255).astype(np.uint8)
+    return np.broadcast_to(colour, (IMAGE_SIZE, IMAGE_SIZE, 3)).copy()
+
+
+def _is_idefics3(processor) -> bool:
+    return type(processor).__name__.startswith("Idefics3")
+
+
+def pixel_values(processor, images) -> object:
+    """``pixel_values`` of a list of images as the processor makes them, one row per image."""
+    import torch
+
+    batch = [[im] for im in images] if _is_idefics3(processor) else list(images)
+    return processor.image_processor(batch, return_tensors="pt")["pixel_values"].to(torch.float32)
+
+
+def encode_split(split, processor) -> Encoded:
+    """Tokenise every question of an easy-vqa split and preprocess every image once."""
+    tok = processor.tokenizer
+    pixels = pixel_values(processor, split.images)
+    # The prompt's fixed parts, through the processor itself (image placeholders expanded).
+    head_text, tail_text = PROMPT_TEMPLATE.split("{question}")
+    one = [[split.images[0]]] if _is_idefics3(processor) else [split.images[0]]
+    head = processor(images=one, text=[head_text.format(image="<image>")], return_tensors="pt")["input_ids"][0]
+    tail = tok(tail_text, add_special_tokens=False)["input_ids"]
+    body = tok(split.questions, add_special_tokens=False)["input_ids"]
+    ids = [head.tolist() + q + tail for q in body]
+    answer_ids = np.asarray(tok.convert_tokens_to_ids(list(split.answers)), dtype=np.int64)
+    return Encoded(ids, answer_ids, split.image_ids.copy(), pixels, pixel_values(processor, [blank_image()]))
+
+
+def pad_left(rows, pad_id: int):
+    """Left-pad token id lists into ``(input_ids, attention_mask)`` tensors of shape (B, T)."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+        mask[i, width - len(r):] = 1
+    return ids, mask
+
+
+def other_rows(rows: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+    """For each entry of ``rows``, a uniformly random row of ``range(n_rows)`` different from it."""
+    draw = rng.integers(0, n_rows - 1, size=len(rows))
+    return draw + (draw >= rows)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def lr_factor(step: int, recipe: Recipe) -> float:
+    """Linear warm-up to 1 over ``warmup_steps``, then cosine decay to 0 at ``steps``."""
+    if step < recipe.warmup_steps:
+        return (step + 1) / recipe.warmup_steps
+    progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def fit(
+    model,
+    data: Encoded,
+    recipe: Recipe,
+    *,
+    pad_id: int,
+    seed: int,
+    device: str = "cpu",
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Train ``model`` in place on ``data`` following ``recipe``.
+
+    Returns
+    -------
+    dict
+        ``seconds`` (wall time), ``final_loss`` (mean loss of the last 50 steps, nats),
+        ``loss_curve`` (mean loss per block of 50 steps, nats).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, recipe))
+    n = len(data.ids)
+    n_images = data.pixels.shape[0]
+    order = rng.permutation(n)
+    cursor = 0
+    losses: list[float] = []
+    curve: list[float] = []
+    start = time.perf_counter()
+    for step in range(recipe.steps):
+        if cursor + recipe.batch_size > n:
+            order, cursor = rng.permutation(n), 0
+        batch = order[cursor: cursor + recipe.batch_size]
+        cursor += recipe.batch_size
+        rows = data.image_rows[batch]
+        if recipe.blind:
+            rows = other_rows(rows, n_images, rng)
+        ids, mask = pad_left([data.ids[i] for i in batch], pad_id)
+        target = torch.from_numpy(data.answer_ids[batch]).to(device)
+        out = model(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            pixel_values=data.pixels[torch.from_numpy(rows)].to(device),
+            logits_to_keep=1,
+        )
+        loss = F.cross_entropy(out.logits[:, -1].float(), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+        if (step + 1) % 50 == 0:
+            curve.append(float(np.mean(losses[-50:])))
+            if log is not None:
+                log(f"{recipe.name} step {step + 1}/{recipe.steps} loss {curve[-1]:.4f} "
+                    f"lr {sched.get_last_lr()[0]:.2e} {time.perf_counter() - start:.0f}s")
+    model.eval()
+    return {
+        "seconds": time.perf_counter() - start,
+        "final_loss": float(np.mean(losses[-50:])),
+        "loss_curve": curve,
+    }
+
+
+__all__ = [
+    "ANSWERS",
+    "IMAGE_MEAN",
+    "IMAGE_STD",
+    "RECIPES",
+    "Encoded",
+    "Recipe",
+    "blank_image",
+    "build_model",
+    "build_processor",
+    "encode_split",
+    "fit",
+    "lr_factor",
+    "other_rows",
+    "pad_left",
+    "pixel_values",
+]
