@@ -68,9 +68,12 @@ def main() -> None:
     per_table_batch = est.timing["solve"] / tables
     print(f"solve per table: batched {1e3 * per_table_batch:.1f} ms, one at a time "
           f"{1e3 * per_table_loop:.1f} ms -> batched is {per_table_loop / per_table_batch:.1f}x faster")
-    print("atoms (corrected, bits):", {a: round(est[a].corrected, 4) for a in
-                                       ("redundancy", "unique_image", "unique_text", "synergy")},
-          "truth:", {a: round(v, 4) for a, v in data.truth.items() if a != "contribution_image"})
+    print("atoms (bits): corrected [interval] vs truth")
+    for atom in ("redundancy", "unique_image", "unique_text", "synergy"):
+        e, truth = est[atom], data.truth[atom]
+        inside = "inside" if e.contains(truth) else "OUTSIDE"
+        print(f"  {atom:13s} {e.corrected:+.4f} [{e.ci_low:+.4f}, {e.ci_high:+.4f}]  "
+              f"truth {truth:.4f} ({inside})")
 
 
 if __name__ == "__main__":
