@@ -276,6 +276,15 @@ def _parse_clusters(
     return {name: spec[name] for name in _NAMES if variables[name].kind == "continuous"}
 
 
+def _clusters_json(clusters: Any) -> Any:
+    """The ``clusters`` argument as JSON values (numpy ints become ints)."""
+    if isinstance(clusters, str):
+        return clusters
+    if _is_int(clusters):
+        return int(clusters)
+    return {k: v if v == "auto" else int(v) for k, v in dict(clusters).items()}
+
+
 def _seed_int(seq: np.random.SeedSequence) -> int:
     return int(seq.generate_state(1)[0])
 
@@ -304,7 +313,7 @@ def _estimate_pooled(
     def note(message: str, *, emit: bool) -> None:
         notes.append(message)
         if emit:
-            warnings.warn(message, EstimateWarning, stacklevel=3)
+            warnings.warn(message, EstimateWarning, stacklevel=4)
 
     n = next(iter(variables.values())).n
     seeds = dict(zip(("image", "text", "target", "bootstrap", "null"), np.random.SeedSequence(seed).spawn(5)))
@@ -407,7 +416,7 @@ def _estimate_pooled(
     clusters = {name: int(ks[name]) for name in _NAMES}
     config = {
         "protocol": "pooled",
-        "clusters": clusters_arg if isinstance(clusters_arg, (str, int)) else dict(clusters_arg),
+        "clusters": _clusters_json(clusters_arg),
         "clusters_used": clusters,
         "seed": seed,
         "n_bootstrap": n_bootstrap,
