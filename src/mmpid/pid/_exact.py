@@ -7,7 +7,9 @@ For a barrier weight t > 0 it minimises, over the dual variables λ (B, n1, ny) 
 
 whose minimiser gives the primal point q = m π with m = t / (-s) and a duality gap of
 t per active pair. t shrinks geometrically, each stage re-centred by damped Newton
-steps. The Newton system has the block form [[D1, C], [C^T, D2]] with D1 block
+steps. Once t is small, the certificate of `_problem.certify` (q = m π projected onto
+the constraints, (λ, μ) shifted to feasibility) is checked each step and a table stops
+when its certified gap is <= tol. The Newton system has the block form [[D1, C], [C^T, D2]] with D1 block
 diagonal over x1 (ny x ny blocks) and D2 over x2, so λ is eliminated first and only
 the Schur complement on μ, of size n2*ny, is factorised. Each pair contributes the
 block m diag(π) - (m - m^2/t) π π^T. The gauge λ(·,y) + c, μ(·,y) - c, which changes
@@ -197,7 +199,7 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactO
     i_q = ops.zeros((B,))
     gap = ops.full((B,), float("inf"))
     merr = ops.zeros((B,))
-    for _ in range(max_iter + 1):
+    for it in range(max_iter + 1):
         idx = arange(B)[~done]
         if idx.shape[0] == 0:
             break
@@ -206,11 +208,11 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactO
         dlam, dmu, dec, m, pi = _newton_step(ops, sub, lam_i, mu_i, t_i, pin[idx])
         # The certificate of the current point (q = m π projected, (λ, μ) made feasible),
         # computed once t is small enough for the gap to be within tol, and at the end.
-        last = _ == max_iter
+        last = it == max_iter
         cand = (t_i <= 2.01 * t_floor[idx]) & (dec < CENTRED * t_i)
         if last:
-            cand = cand | True
-        finished = cand & False
+            cand = idx >= 0  # every table still running
+        finished = idx < 0  # none, until certified
         if bool(cand.any()):
             ci = arange(idx.shape[0])[cand]
             cert = certify(ops, sub.take(ops, ci), m[ci, ..., None] * pi[ci], lam_i[ci], mu_i[ci])
