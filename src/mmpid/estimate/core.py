@@ -29,6 +29,7 @@ from mmpid.estimate.discretise import (
     n_distinct_rows,
     plugin_bias_bits,
     reduce,
+    single_thread,
 )
 from mmpid.estimate.null import summarise_null
 from mmpid.estimate.result import BIT_ATOMS, AtomEstimate, Estimate
@@ -322,12 +323,14 @@ def _estimate_pooled(
     t = time.perf_counter()
     reduced: dict[str, tuple[np.ndarray, int | None, float | None]] = {}
     distinct: dict[str, int] = {}
-    for name, var in variables.items():
-        if var.kind == "continuous":
-            reduced[name] = reduce(
-                var.data, normalize=normalize, n_components=n_components, seed=_seed_int(seeds[name])
-            )
-            distinct[name] = n_distinct_rows(reduced[name][0])
+    with single_thread():
+        for name, var in variables.items():
+            if var.kind == "continuous":
+                reduced[name] = reduce(
+                    var.data, normalize=normalize, n_components=n_components,
+                    seed=_seed_int(seeds[name]),
+                )
+                distinct[name] = n_distinct_rows(reduced[name][0])
     timing["pca"] = time.perf_counter() - t
     given = {name: labels_of(var) for name, var in variables.items() if var.kind == "labels"}
 
@@ -368,7 +371,8 @@ def _estimate_pooled(
     for name in reduced:
         z, used, explained = reduced[name]
         k = ks[name]
-        labels = kmeans_labels(z, k, seed=_seed_int(seeds[name]), n_init=n_init)
+        with single_thread():
+            labels = kmeans_labels(z, k, seed=_seed_int(seeds[name]), n_init=n_init)
         size = np.bincount(labels, minlength=k)
         disc[name] = Discretised(labels, k, "continuous", size, used, explained)
         if k > 1 and size.min() < max(1.0, _DEGENERATE_FRACTION * n / k):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ __all__ = [
     "as_variable",
     "reduce",
     "kmeans_labels",
+    "single_thread",
     "auto_clusters",
     "plugin_bias_bits",
 ]
@@ -145,6 +147,17 @@ def reduce(
     pca = PCA(n_components=n_components, random_state=seed)
     out = pca.fit_transform(z)
     return np.ascontiguousarray(out), int(n_components), float(pca.explained_variance_ratio_.sum())
+
+
+def single_thread() -> Any:
+    """A context in which BLAS and OpenMP (PCA, k-means) run on one thread.
+
+    At these sizes (thousands of rows, 10 components) threads cost more than they save,
+    by 10-30x on a busy machine, and one thread gives the same labels on every machine.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
 
 
 def n_distinct_rows(z: np.ndarray) -> int:

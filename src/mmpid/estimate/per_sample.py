@@ -24,7 +24,7 @@ import numpy as np
 from mmpid.errors import EstimateWarning, InputError, SampleSizeError
 from mmpid.estimate.bootstrap import interval
 from mmpid.estimate.contribution import contribution_image
-from mmpid.estimate.discretise import kmeans_labels, n_distinct_rows, reduce
+from mmpid.estimate.discretise import kmeans_labels, n_distinct_rows, reduce, single_thread
 from mmpid.estimate.result import BIT_ATOMS, AtomEstimate, Estimate
 from mmpid.estimate.solve import solve_tables
 
@@ -183,9 +183,10 @@ def estimate_per_sample(
         perm = _derangement(n, rng)
         pairs += [(i, int(perm[i])) for i in range(n)]
     tables = np.zeros((len(pairs), *shape))
-    for row, (i, j) in enumerate(pairs):
-        ell = common(i, j)
-        np.add.at(tables[row], (labels(0, i, ell), labels(1, i, ell), labels(2, j, ell)), 1.0)
+    with single_thread():
+        for row, (i, j) in enumerate(pairs):
+            ell = common(i, j)
+            np.add.at(tables[row], (labels(0, i, ell), labels(1, i, ell), labels(2, j, ell)), 1.0)
     from mmpid.estimate.core import convergence_note
 
     cols = solve_tables(tables, method=method, backend=backend)
