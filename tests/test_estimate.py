@@ -324,3 +324,14 @@ def test_per_sample_small_run() -> None:
     with pytest.warns(EstimateWarning, match="Only 8 examples"):
         again = estimate(img, txt, tgt, protocol="per-sample", clusters=4, n_bootstrap=20, seed=0)
     assert again == est
+
+
+def test_top_level_mmpid_estimate_is_callable() -> None:
+    import mmpid
+    import mmpid.estimate  # binds mmpid.estimate to the subpackage, which must stay callable
+
+    a = np.repeat([0, 1], 200)
+    est = mmpid.estimate(a, a.copy(), a.copy(), seed=0, **FAST)
+    assert isinstance(est, Estimate)
+    assert est == estimate(a, a.copy(), a.copy(), seed=0, **FAST)
+    assert est.redundancy.corrected == pytest.approx(1.0, abs=0.01)

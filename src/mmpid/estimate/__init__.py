@@ -8,6 +8,10 @@ bootstrap intervals and the modality-contribution metric.
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 from mmpid.estimate.contribution import contribution_image
 from mmpid.estimate.core import estimate
 from mmpid.estimate.discretise import auto_clusters, plugin_bias_bits
@@ -24,3 +28,17 @@ __all__ = [
     "estimate",
     "plugin_bias_bits",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``mmpid.estimate(...)`` call :func:`estimate`.
+
+    Importing this subpackage binds ``mmpid.estimate`` to the module (Python's import system
+    does that), which would shadow the function of the same name at the top level.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Estimate:
+        return estimate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
