@@ -152,13 +152,13 @@ class Ops:
     def factor_pd(self, a: Any) -> tuple[str, Any]:
         """Factorise a stack of symmetric positive definite matrices (..., n, n).
 
-        Cholesky when every matrix admits it, LU otherwise (nearly singular stacks).
+        torch: Cholesky when every matrix admits it, LU otherwise (nearly singular
+        stacks). numpy: the matrices themselves, solved by LU.
         """
         if self.name == "numpy":
-            try:
-                return ("chol", np.linalg.cholesky(a))
-            except np.linalg.LinAlgError:
-                return ("lu", a)
+            # numpy's batched LU (a gufunc) beats scipy's batched cho_solve, which
+            # loops over the stack in Python.
+            return ("lu", a)
         xp = self.xp
         chol, info = xp.linalg.cholesky_ex(a)
         if bool((info != 0).any()):
@@ -169,10 +169,6 @@ class Ops:
         """Solve a x = b with a from `factor_pd`; b is (..., n, k)."""
         kind, f = fac
         if self.name == "numpy":
-            if kind == "chol":
-                from scipy.linalg import cho_solve
-
-                return cho_solve((f, True), b, check_finite=False)
             return np.linalg.solve(f, b)
         if kind == "chol":
             return self.xp.cholesky_solve(b, f)
