@@ -255,6 +255,7 @@ def test_degenerate_cluster_warns() -> None:
         ({"seed": -1}, "'seed' must be a non-negative int"),
         ({"max_bias": 0}, "'max_bias' must be a positive"),
         ({"n_components": 0}, "'n_components' must be None or an int"),
+        ({"length": 5}, "'length' and 'n_shuffles' belong to protocol='per-sample'"),
     ],
 )
 def test_bad_options(kwargs: dict, match: str) -> None:

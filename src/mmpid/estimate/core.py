@@ -178,6 +178,11 @@ def estimate(
             method=method,
             backend=backend,
         )
+    if length is not None or n_shuffles != 1:
+        raise InputError(
+            "'length' and 'n_shuffles' belong to protocol='per-sample'; with protocol='pooled' "
+            f"leave them out (got length={length!r}, n_shuffles={n_shuffles!r})."
+        )
     variables = {
         name: as_variable(arr, _ARGS[name]) for name, arr in zip(_NAMES, (x_image, x_text, y))
     }
