@@ -186,7 +186,7 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactO
         # The certificate of the current point (q = m π projected, (λ, μ) made feasible),
         # computed once t is small enough for the gap to be within tol, and at the end.
         last = it == max_iter
-        cand = (t_i <= 2.01 * t_floor[idx]) & (dec < CENTRED * t_i)
+        cand = t_i <= 2.01 * t_floor[idx]
         if last:
             cand = idx >= 0  # every table still running
         finished = idx < 0  # none, until certified
@@ -215,6 +215,7 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactO
         lam[idx] = lam_i + alpha[:, None, None] * dlam
         mu[idx] = mu_i + alpha[:, None, None] * dmu
         iters[idx] = iters[idx] + (~finished)
-        centred = (dec / t_i < CENTRED) & ~finished
+        # a table whose step was refused is as centred as this precision allows
+        centred = ((dec / t_i < CENTRED) | (alpha == 0)) & ~finished
         t[idx] = ops.where(centred, ops.maximum(t_i * shrink[idx], t_floor[idx]), t_i)
     return ExactOut(i_q, gap, merr, iters, done)
