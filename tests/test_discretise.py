@@ -133,3 +133,22 @@ def test_distinct_rows_and_cluster_checks() -> None:
         check_clusters("x_image", 3, 3, 2)
     with pytest.raises(InputError, match="must be an int >= 1"):
         check_clusters("x_image", 0, 3, 2)
+
+
+def test_float_noise_does_not_split_a_constant_variable() -> None:
+    import warnings as _w
+
+    import mmpid
+    from mmpid.errors import EstimateWarning
+
+    rng = np.random.default_rng(3)
+    row = rng.normal(size=16)
+    y = np.tile(row, (400, 1)) + 1e-9 * rng.normal(size=(400, 16))
+    assert n_distinct_rows(y) == 1
+    assert n_distinct_rows(np.vstack([y, y[:1] + 1.0])) == 2
+    with _w.catch_warnings(record=True) as caught:
+        _w.simplefilter("always")
+        est = mmpid.estimate(rng.normal(size=(400, 8)), rng.normal(size=(400, 8)), y, n_bootstrap=10, n_permutations=4)
+    assert est.clusters["target"] == 1
+    assert any(issubclass(w.category, EstimateWarning) and "constant" in str(w.message) for w in caught)
+    assert est.synergy.plugin == 0.0 and est.redundancy.plugin == 0.0

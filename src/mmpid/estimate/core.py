@@ -335,7 +335,7 @@ def _estimate_pooled(
                     var.data, normalize=normalize, n_components=n_components,
                     seed=_seed_int(seeds[name]),
                 )
-                distinct[name] = n_distinct_rows(reduced[name][0])
+                distinct[name] = n_distinct_rows(var.data)
     timing["pca"] = time.perf_counter() - t
     given = {name: labels_of(var) for name, var in variables.items() if var.kind == "labels"}
 

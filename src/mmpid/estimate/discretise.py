@@ -160,9 +160,16 @@ def single_thread() -> Any:
     return threadpool_limits(limits=1)
 
 
-def n_distinct_rows(z: np.ndarray) -> int:
-    """How many distinct rows ``z`` has (the most clusters k-means can fill)."""
-    return int(np.unique(z, axis=0).shape[0])
+def n_distinct_rows(z: np.ndarray, *, rtol: float = 1e-6) -> int:
+    """How many distinct rows ``z`` has (the most clusters k-means can fill).
+
+    Rows that differ by less than ``rtol`` times the largest absolute entry count as one:
+    float noise (a batch's padding, a PCA of constant rows) must not split a constant variable.
+    """
+    scale = float(np.max(np.abs(z))) if z.size else 0.0
+    if scale == 0.0:
+        return 1 if z.shape[0] else 0
+    return int(np.unique(np.round(z / (scale * rtol)), axis=0).shape[0])
 
 
 def kmeans_labels(z: np.ndarray, k: int, *, seed: int = 0, n_init: int = 4) -> np.ndarray:
