@@ -39,6 +39,8 @@ CENTRED = 2.0
 # order 1/t (active pairs) and t (inactive ones) and loses its smallest pivots to
 # rounding; the ridge keeps the factorisation regular, the line search does the rest.
 RIDGE = 1e-15
+# Newton steps allowed at the final barrier weight before a table is declared stuck.
+STALL_STEPS = 25
 
 
 @dataclass
@@ -48,6 +50,7 @@ class ExactOut:
     marginal_error: Any
     iterations: Any
     converged: Any
+    stuck: Any  # stopped uncertified because the barrier stalled (not max_iter)
 
 
 def _barrier(ops: Ops, prob: Problem, lam: Any, mu: Any, t: Any) -> Any:
@@ -164,11 +167,15 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactO
     xp = ops.xp
     if ops.name == "numpy":
         iters = xp.zeros(B, dtype=xp.int64)
+        floor_steps = xp.zeros(B, dtype=xp.int64)
         done = xp.zeros(B, dtype=bool)
+        stalled = xp.zeros(B, dtype=bool)
         arange = xp.arange
     else:
         iters = xp.zeros(B, dtype=xp.int64, device=ops.device)
+        floor_steps = xp.zeros(B, dtype=xp.int64, device=ops.device)
         done = xp.zeros(B, dtype=xp.bool, device=ops.device)
+        stalled = xp.zeros(B, dtype=xp.bool, device=ops.device)
 
         def arange(n):
             return xp.arange(n, device=ops.device)
@@ -187,6 +194,7 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactO
         # computed once t is small enough for the gap to be within tol, and at the end.
         last = it == max_iter
         cand = t_i <= 2.01 * t_floor[idx]
+        floor_steps[idx] = floor_steps[idx] + cand
         if last:
             cand = idx >= 0  # every table still running
         finished = idx < 0  # none, until certified
@@ -195,7 +203,11 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactO
             cert = certify(ops, sub.take(ops, ci), m[ci, ..., None] * pi[ci], lam_i[ci], mu_i[ci])
             i_q[idx[ci]], gap[idx[ci]], merr[idx[ci]] = cert.i_q, cert.gap, cert.marginal_error
             finished[ci] = cert.gap <= tol
-        done[idx] = finished
+        # Tables stuck near the final t (a barrier problem without minimiser in some
+        # directions) stop here uncertified; the caller's fallback takes them over.
+        stuck = (floor_steps[idx] > STALL_STEPS) & ~finished
+        stalled[idx] = stuck
+        done[idx] = finished | stuck
         if last:
             break
         # Damped Newton with backtracking; only unfinished tables move.
@@ -214,8 +226,8 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactO
         alpha = ops.where(accepted, alpha, 0.0)
         lam[idx] = lam_i + alpha[:, None, None] * dlam
         mu[idx] = mu_i + alpha[:, None, None] * dmu
-        iters[idx] = iters[idx] + (~finished)
+        iters[idx] = iters[idx] + (~done[idx])
         # a table whose step was refused is as centred as this precision allows
         centred = ((dec / t_i < CENTRED) | (alpha == 0)) & ~finished
         t[idx] = ops.where(centred, ops.maximum(t_i * shrink[idx], t_floor[idx]), t_i)
-    return ExactOut(i_q, gap, merr, iters, done)
+    return ExactOut(i_q, gap, merr, iters, gap <= tol, stalled)
