@@ -31,7 +31,8 @@ _THREADED_SCHUR = 500
 
 def _check_options(method: str, tol: float | None, max_iter: int | None) -> tuple[float, int]:
     if method not in METHODS:
-        raise InputError(f"The 'method' parameter must be one of {METHODS}; got {method!r} instead.")
+        raise InputError(
+            f"The 'method' parameter must be one of {METHODS}; got {method!r} instead.")
     tol = DEFAULTS[method]["tol"] if tol is None else tol
     max_iter = DEFAULTS[method]["max_iter"] if max_iter is None else max_iter
     if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol > 0):
@@ -47,7 +48,9 @@ def _as_numpy(x: Any) -> np.ndarray:
     try:
         return np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"The 'p' parameter must be a numeric array; got {type(x).__name__}: {exc}") from exc
+        raise InputError(
+            f"The 'p' parameter must be a numeric array; got {type(x).__name__}: {exc}"
+        ) from exc
 
 
 def _validate_tables(P: np.ndarray, name: str, batched: bool) -> np.ndarray:
