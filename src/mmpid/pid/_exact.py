@@ -10,8 +10,9 @@ t per active pair. t shrinks geometrically, each stage re-centred by damped Newt
 steps. Once t is small, the certificate of `_problem.certify` (q = m π projected onto
 the constraints, (λ, μ) shifted to feasibility) is checked each step and a table stops
 when its certified gap is <= tol. The Newton system has the block form
-[[D1, C], [C^T, D2]] with D1 block diagonal over x1 (ny x ny blocks) and D2 over x2, so λ is eliminated first and only
-the Schur complement on μ, of size n2*ny, is factorised. Each pair contributes the
+[[D1, C], [C^T, D2]] with D1 block diagonal over x1 (ny x ny blocks) and D2 over x2,
+so λ is eliminated first and only the Schur complement on μ, of size n2*ny, is
+factorised. Each pair contributes the
 block m diag(π) - (m - m^2/t) π π^T. The gauge λ(·,y) + c, μ(·,y) - c, which changes
 nothing, is removed by pinning one μ(x2, y) per y.
 
