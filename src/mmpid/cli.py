@@ -35,7 +35,7 @@ Split = Annotated[str, typer.Option(help="Dataset split.")]
 Limit = Annotated[int | None, typer.Option(help="Use at most this many samples.")]
 Column = Annotated[
     list[str] | None,
-    typer.Option("--column", help="Column mapping ROLE=NAME for image, question, answer (repeatable)."),
+    typer.Option("--column", help="Column mapping ROLE=NAME for image, question, answer, id, choices (repeatable)."),
 ]
 Protocol = Annotated[str, typer.Option(help="input-fusion (default) or span.")]
 Pooling = Annotated[str, typer.Option(help="mean, last or max over a span's tokens.")]
@@ -72,9 +72,9 @@ def _columns(pairs: list[str] | None) -> dict[str, str] | None:
     mapping = {}
     for pair in pairs:
         role, sep, name = pair.partition("=")
-        if not sep or role not in {"image", "question", "answer", "id"}:
+        if not sep or role not in {"image", "question", "answer", "id", "choices"}:
             raise typer.BadParameter(
-                f"--column must be ROLE=NAME with ROLE one of image, question, answer, id; got {pair!r}."
+                f"--column must be ROLE=NAME with ROLE one of image, question, answer, id, choices; got {pair!r}."
             )
         mapping[role] = name
     return mapping
