@@ -200,15 +200,15 @@ def test_recorded_metrics_show_what_each_model_uses():
         assert info["test"]["swap_change_rate"] >= 0.10
 
 
-NORMAL_TARGETS_MET = zoo.info("normal")["test"]["accuracy"] >= 0.85
-
-
-@pytest.mark.xfail(not NORMAL_TARGETS_MET, strict=True,
-                   reason="issue 5 asks >= 85% for zoo:normal; the shipped recipe reaches less (see its card)")
-def test_normal_meets_the_issue_targets():
+def test_normal_loses_at_least_20_points_with_a_blank_image():
     normal = zoo.info("normal")["test"]
-    assert normal["accuracy"] >= 0.85
     assert normal["accuracy"] - normal["blank_accuracy"] >= 0.20
+
+
+@pytest.mark.xfail(zoo.info("normal")["test"]["accuracy"] < 0.85, strict=True,
+                   reason="issue 5 asks >= 85% for zoo:normal; the shipped recipe plateaus near 80% (see its card)")
+def test_normal_reaches_85_percent():
+    assert zoo.info("normal")["test"]["accuracy"] >= 0.85
 
 
 def _predict(processor, model, images, questions):
