@@ -188,6 +188,18 @@ class Ops:
             return out
         return self.xp.diag_embed(x)
 
+    def diag_view(self, x: Any, dim1: int, dim2: int) -> Any:
+        """A writeable view of the diagonal over axes dim1 and dim2 (equal lengths),
+        that axis moved last, as torch.diagonal does; in-place updates reach x."""
+        if self.name == "numpy":
+            nd = x.ndim
+            d1, d2 = dim1 % nd, dim2 % nd
+            letters = "abcdefghijklmnopqrstuvwxy"[:nd]
+            src = "".join("z" if k in (d1, d2) else letters[k] for k in range(nd))
+            dst = "".join(letters[k] for k in range(nd) if k not in (d1, d2)) + "z"
+            return np.einsum(f"{src}->{dst}", x)
+        return self.xp.diagonal(x, dim1=dim1, dim2=dim2)
+
     def diagonal(self, x: Any) -> Any:
         if self.name == "numpy":
             return np.diagonal(x, axis1=-2, axis2=-1)

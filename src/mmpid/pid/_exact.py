@@ -36,11 +36,15 @@ from mmpid.pid._problem import LN2, Problem, certify, pair_lse
 SHRINK = 0.05
 SHRINK_MAX = 0.2
 CENTRED = 2.0
+# The looser threshold of the retry for tables the first run cannot certify (some
+# degenerate tables stall at the tight one, others at the loose one).
+CENTRED_RETRY = 5.0
 # Relative ridge on the Newton blocks: near the optimum the Hessian mixes curvatures of
 # order 1/t (active pairs) and t (inactive ones) and loses its smallest pivots to
 # rounding; the ridge keeps the factorisation regular, the line search does the rest.
 RIDGE = 1e-15
-# Newton steps allowed at the final barrier weight before a table is declared stuck.
+# Newton steps allowed at the final barrier weight, or on one earlier stage, before a
+# table is declared stuck.
 STALL_STEPS = 25
 
 
@@ -77,37 +81,45 @@ def _newton_step(ops: Ops, prob: Problem, lam: Any, mu: Any, t: Any, pin: Any):
     m = ops.where(prob.active, t[:, None, None] / negs, 0.0)  # (B, n1, n2)
     w = m - m * m / t[:, None, None]
     mpi = m[..., None] * pi  # (B, n1, n2, ny)
-    gl = ops.where(prob.s1, ops.sum(mpi, axis=2) - prob.p1, 0.0)
-    gm = ops.where(prob.s2, ops.sum(mpi, axis=1) - prob.p2, 0.0)
+    q1 = ops.sum(mpi, axis=2)
+    q2 = ops.sum(mpi, axis=1)
+    gl = ops.where(prob.s1, q1 - prob.p1, 0.0)
+    gm = ops.where(prob.s2, q2 - prob.p2, 0.0)
 
     wpi = w[..., None] * pi
     # D1[x1] = diag(Σ_x2 m π) - Σ_x2 w π π^T ; unsupported λ get a unit diagonal.
-    d1 = ops.diag_embed(ops.sum(mpi, axis=2) + ops.where(prob.s1, 0.0, 1.0))
-    d1 = d1 - ops.einsum("zabi,zabj->zaij", wpi, pi)
-    d2 = ops.diag_embed(ops.sum(mpi, axis=1) + ops.where(prob.s2, 0.0, 1.0))
-    d2 = d2 - ops.einsum("zabi,zabj->zbij", wpi, pi)
-    d1 = d1 + RIDGE * _diag_scale(ops, d1)
-    d1i = ops.solve_pd(d1, ops.eye(ny) + 0.0 * d1)  # (B, n1, ny, ny), symmetric
+    # Diagonals are updated in place through views: these stacks are the big arrays.
+    d1 = -ops.einsum("zabi,zabj->zaij", wpi, pi)
+    dg = ops.diag_view(d1, -2, -1)
+    dg += q1 + ops.where(prob.s1, 0.0, 1.0)
+    dg += RIDGE * ops.max(ops.abs(dg), axis=-1, keepdims=True)
+    nd1i = -ops.solve_pd(d1, ops.eye(ny) + 0.0 * d1)  # -D1^-1, (B, n1, ny, ny)
     # The coupling block C[x1,y; x2,y'] = δ_yy' Q[x1,x2,y] - w π_y π_y' (Q = m π) is
-    # formed explicitly: one dense GEMM per table for C^T D1^-1 C beats assembling it
-    # from the structure (fewer flops, but many small copies) at the sizes used here.
-    cblk = ops.diag_embed(mpi) - wpi[..., :, None] * pi[..., None, :]  # (B,n1,n2,ny,ny)
-    cmat = ops.permute(cblk, (0, 1, 3, 2, 4)).reshape(B, n1, ny, n2 * ny)
-    xc = (d1i @ cmat).reshape(B, n1 * ny, n2 * ny)
+    # formed explicitly, laid out as (x1, y, x2, y'): one dense GEMM per table for
+    # C^T D1^-1 C beats assembling it from the structure (fewer flops, but many small
+    # copies) at the sizes used here.
+    cm = -(ops.permute(wpi, (0, 1, 3, 2))[..., None] * pi[:, :, None, :, :])
+    dg = ops.diag_view(cm, 2, 4)  # (B, n1, n2, ny)
+    dg += mpi
+    cmat = cm.reshape(B, n1, ny, n2 * ny)
+    xc = (nd1i @ cmat).reshape(B, n1 * ny, n2 * ny)  # -D1^-1 C
     ct = ops.permute(cmat.reshape(B, n1 * ny, n2 * ny), (0, 2, 1))
-    schur = (ops.eye(n2).reshape(1, n2, 1, n2, 1) * d2[:, :, :, None, :]).reshape(
-        B, n2 * ny, n2 * ny) - ct @ xc
-    xg = ops.einsum("zaij,zaj->zai", d1i, gl)  # D1^-1 gλ
-    r = -gm + _ct_apply(ops, mpi, pi, wpi, xg)  # -gμ + C^T D1^-1 gλ
+    schur = ct @ xc  # -C^T D1^-1 C, then + D2 block by block
+    blocks = ops.diag_view(schur.reshape(B, n2, ny, n2, ny), 1, 3)  # (B, ny, ny, n2)
+    blocks -= ops.permute(ops.einsum("zabi,zabj->zbij", wpi, pi), (0, 2, 3, 1))
+    xg = ops.einsum("zaij,zaj->zai", nd1i, gl)  # -D1^-1 gλ
+    r = -gm - _ct_apply(ops, mpi, pi, wpi, xg)  # -gμ + C^T D1^-1 gλ
     r = r.reshape(B, n2 * ny)
     pinf = pin.reshape(B, n2 * ny)
-    keep = ~pinf
-    schur = ops.where(keep[:, :, None] & keep[:, None, :], schur, 0.0)
-    schur = schur + ops.diag_embed(ops.where(pinf, 1.0, 0.0))
+    keep = ops.astype_float(~pinf)
+    schur *= keep[:, :, None]
+    schur *= keep[:, None, :]
+    dg = ops.diag_view(schur, -2, -1)
+    dg += (q2 + ops.where(prob.s2, 0.0, 1.0)).reshape(B, n2 * ny) * keep + (1.0 - keep)
+    dg += RIDGE * ops.max(ops.abs(dg), axis=-1, keepdims=True)
     r = ops.where(pinf, 0.0, r)
-    schur = schur + RIDGE * _diag_scale(ops, schur)
     dmu = ops.solve_pd(schur, r[..., None])[..., 0].reshape(B, n2, ny)
-    dlam = -xg - ops.einsum("zaij,zaj->zai", d1i, _c_apply(ops, mpi, pi, wpi, dmu))
+    dlam = xg + ops.einsum("zaij,zaj->zai", nd1i, _c_apply(ops, mpi, pi, wpi, dmu))
     dec = -(ops.sum(gl * dlam, axis=(1, 2)) + ops.sum(gm * dmu, axis=(1, 2)))
     return dlam, dmu, dec, m, pi
 
@@ -155,8 +167,10 @@ def _init(ops: Ops, prob: Problem) -> tuple[Any, Any, Any]:
     return lam, mu, t
 
 
-def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactOut:
-    """Solve every table of `prob` until its certified gap is <= tol bits."""
+def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int,
+                centred_at: float = CENTRED) -> ExactOut:
+    """Solve every table of `prob` until its certified gap is <= tol bits; a stage
+    ends when δ²/t < `centred_at`."""
     B = prob.p1.shape[0]
     lam, mu, t = _init(ops, prob)
     pin = _pin_mask(ops, prob)
@@ -169,12 +183,14 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactO
     if ops.name == "numpy":
         iters = xp.zeros(B, dtype=xp.int64)
         floor_steps = xp.zeros(B, dtype=xp.int64)
+        stage_steps = xp.zeros(B, dtype=xp.int64)
         done = xp.zeros(B, dtype=bool)
         stalled = xp.zeros(B, dtype=bool)
         arange = xp.arange
     else:
         iters = xp.zeros(B, dtype=xp.int64, device=ops.device)
         floor_steps = xp.zeros(B, dtype=xp.int64, device=ops.device)
+        stage_steps = xp.zeros(B, dtype=xp.int64, device=ops.device)
         done = xp.zeros(B, dtype=xp.bool, device=ops.device)
         stalled = xp.zeros(B, dtype=xp.bool, device=ops.device)
 
@@ -206,7 +222,8 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactO
             finished[ci] = cert.gap <= tol
         # Tables stuck near the final t (a barrier problem without minimiser in some
         # directions) stop here uncertified; the caller's fallback takes them over.
-        stuck = (floor_steps[idx] > STALL_STEPS) & ~finished
+        # So are tables that spend STALL_STEPS steps on one earlier stage.
+        stuck = ((floor_steps[idx] > STALL_STEPS) | (stage_steps[idx] > STALL_STEPS)) & ~finished
         stalled[idx] = stuck
         done[idx] = finished | stuck
         if last:
@@ -229,6 +246,7 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> ExactO
         mu[idx] = mu_i + alpha[:, None, None] * dmu
         iters[idx] = iters[idx] + (~done[idx])
         # a table whose step was refused is as centred as this precision allows
-        centred = ((dec / t_i < CENTRED) | (alpha == 0)) & ~finished
+        centred = ((dec / t_i < centred_at) | (alpha == 0)) & ~finished
         t[idx] = ops.where(centred, ops.maximum(t_i * shrink[idx], t_floor[idx]), t_i)
+        stage_steps[idx] = (stage_steps[idx] + 1) * ~(centred | cand)
     return ExactOut(i_q, gap, merr, iters, gap <= tol, stalled)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from mmpid.errors import ConvergenceWarning, InputError
 from mmpid.pid._backend import get_ops
-from mmpid.pid._exact import solve_exact
+from mmpid.pid._exact import CENTRED_RETRY, solve_exact
 from mmpid.pid._ipfp import solve_ipfp
 from mmpid.pid._problem import make_problem
 from mmpid.pid.measures import source_informations
@@ -25,6 +27,9 @@ DEFAULTS = {
 _BLOCK_FLOATS = 12_000_000
 # Alternations of the IPFP fallback for tables the Newton solver cannot certify.
 _FALLBACK_ITER = 2000
+# numpy stacks are split over threads, each with at least this many tables.
+_MIN_PER_WORKER = 32
+_MAX_WORKERS = 8
 # Below this Schur size (n2 * ny) the numpy path pins BLAS to one thread.
 _THREADED_SCHUR = 500
 
@@ -163,28 +168,50 @@ def _decompose_many(P: np.ndarray, *, method: str, tol: float, max_iter: int, ba
                         device=device)
 
 
-def _fallback(ops: Any, prob: Any, out: Any, *, tol: float) -> Any:
-    """Tables on which the Newton solver stalled uncertified: run the alternating
-    (IPFP) solver on them until its own certificate reaches tol (or _FALLBACK_ITER
-    alternations), and keep the better certificate.
+def _fallback(ops: Any, prob: Any, out: Any, *, tol: float, max_iter: int) -> Any:
+    """Tables the Newton solver left uncertified: solve them again with a looser
+    centring threshold, then run the alternating (IPFP) solver on those still
+    uncertified until its own certificate reaches tol (or _FALLBACK_ITER
+    alternations), keeping the better certificate each time.
 
-    Rare (about 1 in 200 sparse count tables, whose barrier problem has no minimiser
-    in some directions); IPFP's alternations are added to the table's iterations.
+    Rare (degenerate sparse tables, with q* = 0 on some pairs, whose barrier problem
+    has no minimiser in some directions); the extra steps and alternations are added
+    to the table's iterations.
     """
+    out = _keep_better(ops, prob, out, tol, lambda sub: solve_exact(
+        ops, sub, tol=tol, max_iter=max_iter, centred_at=CENTRED_RETRY))
+    return _keep_better(ops, prob, out, tol, lambda sub: solve_ipfp(
+        ops, sub, tol=0.0, max_iter=_FALLBACK_ITER, inner_tol=1e-12, inner_max_iter=1000,
+        gap_target=tol))
+
+
+def _keep_better(ops: Any, prob: Any, out: Any, tol: float, solve: Any) -> Any:
+    """Run `solve` on the stuck, uncertified tables of `out`; keep the better certificate."""
     bad = ops.to_numpy(out.stuck & ~out.converged).nonzero()[0]
     if bad.size == 0:
         return out
     idx = ops.asarray(bad).long() if ops.name == "torch" else bad
-    sub = prob.take(ops, idx)
-    alt = solve_ipfp(ops, sub, tol=0.0, max_iter=_FALLBACK_ITER, inner_tol=1e-12,
-                     inner_max_iter=1000, gap_target=tol)
+    alt = solve(prob.take(ops, idx))
     better = alt.gap < out.gap[idx]
     for name in ("i_q", "gap", "marginal_error"):
         cur = getattr(out, name)
         cur[idx] = ops.where(better, getattr(alt, name), cur[idx])
     out.iterations[idx] = out.iterations[idx] + alt.iterations
     out.converged[idx] = out.gap[idx] <= tol
+    out.stuck[idx] = out.stuck[idx] & ~out.converged[idx]
     return out
+
+
+def _workers(backend: str, B: int) -> int:
+    """Threads for a numpy stack: one per available core, at most one per
+    _MIN_PER_WORKER tables (the torch backend threads by itself)."""
+    if backend != "numpy":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, _MAX_WORKERS, B // _MIN_PER_WORKER))
 
 
 def _solve_stack(P: np.ndarray, *, method: str, tol: float, max_iter: int, backend: str,
@@ -192,19 +219,30 @@ def _solve_stack(P: np.ndarray, *, method: str, tol: float, max_iter: int, backe
     ops = get_ops(backend, device)
     B, n1, n2, ny = P.shape
     chunk = max(1, _BLOCK_FLOATS // (n1 * n2 * ny * ny))
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in
-                                          ("i_q", "gap", "marginal_error", "iterations", "converged")}
-    for lo in range(0, B, chunk):
+    workers = _workers(backend, B)
+    # Each worker takes an even share of the stack (numpy releases the GIL in its
+    # array loops and LAPACK calls); tables are solved independently, so the split
+    # changes no result.
+    chunk = min(chunk, -(-B // workers))
+
+    def solve_chunk(lo: int) -> dict[str, np.ndarray]:
         prob = make_problem(ops, ops.asarray(P[lo:lo + chunk]))
         if method == "exact":
             out = solve_exact(ops, prob, tol=tol, max_iter=max_iter)
-            out = _fallback(ops, prob, out, tol=tol)
+            out = _fallback(ops, prob, out, tol=tol, max_iter=max_iter)
         else:
             out = solve_ipfp(ops, prob, tol=tol, max_iter=max_iter, inner_tol=1e-12,
                              inner_max_iter=1000)
-        for k in parts:
-            parts[k].append(ops.to_numpy(getattr(out, k)))
-    res = {k: np.concatenate(v) for k, v in parts.items()}
+        return {k: ops.to_numpy(getattr(out, k)) for k in
+                ("i_q", "gap", "marginal_error", "iterations", "converged")}
+
+    starts = range(0, B, chunk)
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outs = list(pool.map(solve_chunk, starts))
+    else:
+        outs = [solve_chunk(lo) for lo in starts]
+    res = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
     i1, i2, i12 = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in source_informations(P))
     iq = res["i_q"]
     converged = res["converged"].astype(bool)
