@@ -94,3 +94,29 @@ def test_bad_column_mapping_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "ROLE=NAME" in result.output
+
+
+def test_zoo_list_shows_each_model_with_its_accuracy() -> None:
+    from mmpid import zoo
+
+    result = runner.invoke(app, ["zoo", "list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for name in zoo.list_models():
+        assert f"zoo:{name}" in result.output
+        assert f"{zoo.info(name)['test']['accuracy']:.1%}" in result.output
+
+
+def test_decompose_command_prints_the_atoms_of_a_table(tmp_path: Path) -> None:
+    import numpy as np
+
+    xor = np.zeros((2, 2, 2))
+    for a in (0, 1):
+        for b in (0, 1):
+            xor[a, b, a ^ b] = 1
+    np.save(tmp_path / "xor.npy", xor)
+    result = runner.invoke(app, ["decompose", str(tmp_path / "xor.npy")])
+    assert result.exit_code == 0, result.output
+    atoms = json.loads(result.output)
+    assert abs(atoms["synergy"] - 1.0) < 1e-6 and abs(atoms["redundancy"]) < 1e-6
+    missing = runner.invoke(app, ["decompose", str(tmp_path / "nope.npy")])
+    assert missing.exit_code == 1 and "No such table file" in missing.output

@@ -225,9 +225,9 @@ def analyze(
 @_friendly
 def demo(
     out: Out = Path("reports/demo"),
-    limit: Annotated[int, typer.Option(help="Test questions to use.")] = 2000,
+    limit: Annotated[int | None, typer.Option(help="Test questions to use (default: all 9,673).")] = None,
 ) -> None:
-    """The main job on the embedded default: zoo:normal on easy-vqa's test split."""
+    """The main job on the embedded default: zoo:normal on easy-vqa's whole test split."""
     from mmpid.pipeline import analyze as run_analyze
 
     paths = run_analyze("zoo:normal", out, dataset="easy-vqa", split="test", limit=limit, device="cpu")
@@ -255,10 +255,24 @@ def decompose(
 @_friendly
 def zoo_list() -> None:
     """List the shipped models and their recorded accuracy."""
+    from rich.table import Table
+
     from mmpid import zoo
 
+    table = Table("model", "family", "image tokens", "test accuracy", "blank image", "image swap changes")
     for name in zoo.list_models():
-        console.print(f"zoo:{name}\t{zoo.resolve('zoo:' + name)}")
+        info = zoo.info(name)
+        test, recipe = info["test"], info["recipe"]
+        tokens = (64 // recipe["patch_size"]) ** 2 // recipe["scale_factor"] ** 2
+        table.add_row(
+            f"zoo:{name}",
+            recipe["family"],
+            str(tokens),
+            f"{test['accuracy']:.1%}",
+            f"{test['blank_accuracy']:.1%}",
+            f"{test['swap_change_rate']:.1%}",
+        )
+    console.print(table)
 
 
 @zoo_app.command("train")
@@ -268,11 +282,12 @@ def zoo_train(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Where to save (default: a new folder).")] = None,
     seed: Seed = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    threads: Annotated[int, typer.Option(help="torch CPU threads; the shipped weights used 1.")] = 1,
 ) -> None:
-    """Retrain a zoo model from its seed."""
+    """Retrain a zoo model from its seed (bit-identical to the shipped one with --threads 1)."""
     from mmpid import zoo
 
-    report = zoo.train(name, seed=seed, out_dir=out, device=device)
+    report = zoo.train(name, seed=seed, out_dir=out, device=device, threads=threads)
     console.print(report)
 
 
