@@ -28,6 +28,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mmpid.pid import decompose, decompose_many  # noqa: E402
+from mmpid.pid.api import _workers  # noqa: E402
 from mmpid.pid.measures import source_informations  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -145,7 +146,9 @@ def bench_batch(n_tables: int, shape: tuple[int, int, int], seed: int,
         pass
     for backend in backends:
         res, secs = timed(decompose_many, P, backend=backend)
-        row = {"backend": backend, "threads": torch_threads if backend == "torch" else 1,
+        # numpy splits the stack over one worker thread per core (BLAS on one thread)
+        threads = torch_threads if backend == "torch" else _workers("numpy", n_tables)
+        row = {"backend": backend, "threads": threads,
                "tables": n_tables, "size": "x".join(map(str, shape)),
                "seconds": secs, "tables_per_second": n_tables / secs,
                "converged_fraction": float(res.converged.mean()),
