@@ -5,7 +5,6 @@ Everything the CLI does goes through here, so users can script it too.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -17,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from mmpid.errors import EstimateWarning, InputError
+from mmpid.store import config_hash, write_json_atomic
 
 __all__ = ["AnalysisPaths", "analyze", "estimate_store", "resolve_model"]
 
@@ -56,17 +56,6 @@ def resolve_model(model: str) -> str:
 
         return str(zoo.resolve(model))
     return model
-
-
-def _config_hash(config: dict[str, Any]) -> str:
-    blob = json.dumps(config, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=float))
-    os.replace(tmp, path)
 
 
 def _estimate_layer(store: Any, layer: int, options: dict[str, Any]) -> _CachedEstimate:
@@ -136,7 +125,7 @@ def estimate_store(
         "seed": int(seed),
     }
     manifest = dict(store.manifest)
-    key = _config_hash({"options": options, "store": manifest.get("config_hash", manifest)})
+    key = config_hash({"options": options, "store": manifest.get("config_hash", manifest)})
     out = Path(out_dir)
     cache = out / "layers"
     cache.mkdir(parents=True, exist_ok=True)
@@ -156,7 +145,7 @@ def estimate_store(
                 )
                 continue
         est = _estimate_layer(store, layer, options)
-        _write_json_atomic(
+        write_json_atomic(
             path,
             {
                 "key": key,

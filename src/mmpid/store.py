@@ -42,7 +42,8 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON so that a crash leaves the old file or the new one, never half of either."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=1, default=str))
     os.replace(tmp, path)
@@ -141,7 +142,7 @@ class FeatureStore:
         return store
 
     def _save(self) -> None:
-        _write_json_atomic(self.path / MANIFEST, self._manifest)
+        write_json_atomic(self.path / MANIFEST, self._manifest)
 
     # ------------------------------------------------------------ writing
     def finished_shards(self) -> set[int]:
