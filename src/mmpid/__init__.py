@@ -32,6 +32,13 @@ _LAZY = {
     "Estimate": "mmpid.estimate",
     "AtomEstimate": "mmpid.estimate",
     "synthetic": "mmpid.synthetic",
+    "load_adapter": "mmpid.models.registry",
+    "load_dataset": "mmpid.data",
+    "FeatureStore": "mmpid.store",
+    "analyze": "mmpid.pipeline",
+    "LayerResults": "mmpid.report.results",
+    "render_report": "mmpid.report",
+    "zoo": "mmpid.zoo",
 }
 
 __all__ = [
