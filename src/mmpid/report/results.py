@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from mmpid.errors import InputError, StoreError
+from mmpid.estimate.result import ATOMS, BIT_ATOMS, CONTRIBUTIONS, FIELDS
 
 __all__ = [
     "ATOMS",
@@ -46,14 +47,6 @@ __all__ = [
     "load",
 ]
 
-#: The four PID atoms, in bits.
-BIT_ATOMS: tuple[str, ...] = ("redundancy", "unique_image", "unique_text", "synergy")
-#: The modality-contribution metric, as fractions.
-CONTRIBUTIONS: tuple[str, ...] = ("contribution_image", "contribution_text")
-#: Every atom a layer carries, in the order records are kept.
-ATOMS: tuple[str, ...] = BIT_ATOMS + CONTRIBUTIONS
-#: The numeric fields of a record.
-FIELDS: tuple[str, ...] = ("plugin", "null_mean", "corrected", "ci_low", "ci_high")
 #: The columns of ``results.csv`` and of :meth:`LayerResults.to_frame`.
 COLUMNS: tuple[str, ...] = ("layer", "atom", *FIELDS)
 
