@@ -116,16 +116,22 @@ def extract(
     seed: Seed = 0,
 ) -> None:
     """Run the model over the dataset and write pooled per-layer features to a store (resumable)."""
-    from mmpid.data import load_dataset
-    from mmpid.extract import extract as run_extract
-    from mmpid.models.registry import load_adapter
-    from mmpid.pipeline import resolve_model
+    from mmpid.pipeline import extract_features
 
-    mapping = _columns(column)
-    adapter = load_adapter(resolve_model(model), device=device, dtype=dtype)
-    data = load_dataset(dataset, split=split, limit=limit, seed=seed, columns=mapping)
-    store = run_extract(
-        adapter, data, out, protocol=protocol, pooling=pooling, target=target, batch_size=batch_size
+    store = extract_features(
+        model,
+        out,
+        dataset=dataset,
+        split=split,
+        limit=limit,
+        data_seed=seed,
+        columns=_columns(column),
+        protocol=protocol,
+        pooling=pooling,
+        target=target,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
     )
     console.print(f"feature store: [bold]{out}[/] ({len(store.layers)} layers)")
 

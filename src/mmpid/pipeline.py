@@ -18,7 +18,7 @@ import pandas as pd
 from mmpid.errors import EstimateWarning, InputError
 from mmpid.store import config_hash, write_json_atomic
 
-__all__ = ["AnalysisPaths", "analyze", "estimate_store", "resolve_model"]
+__all__ = ["AnalysisPaths", "analyze", "estimate_store", "extract_features", "resolve_model"]
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,45 @@ def estimate_store(
     return results
 
 
+def extract_features(
+    model: str,
+    store_dir: str | os.PathLike[str],
+    *,
+    dataset: str = "easy-vqa",
+    split: str = "test",
+    limit: int | None = None,
+    data_seed: int = 0,
+    columns: dict[str, str] | None = None,
+    protocol: str = "input-fusion",
+    pooling: str = "mean",
+    target: str = "prediction",
+    batch_size: int = 16,
+    device: str = "auto",
+    dtype: str | None = None,
+    progress: bool = True,
+) -> Any:
+    """Load the model (hub id, folder or ``zoo:NAME``) and the dataset, and write a feature store.
+
+    Returns the :class:`mmpid.store.FeatureStore`; resumes an unfinished one of the same configuration.
+    """
+    from mmpid.data import load_dataset
+    from mmpid.extract import extract
+    from mmpid.models.registry import load_adapter
+
+    adapter = load_adapter(resolve_model(model), device=device, dtype=dtype)
+    data = load_dataset(dataset, split=split, limit=limit, seed=data_seed, columns=columns)
+    return extract(
+        adapter,
+        data,
+        store_dir,
+        protocol=protocol,
+        pooling=pooling,
+        target=target,
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
 def analyze(
     model: str,
     out_dir: str | os.PathLike[str],
@@ -205,24 +244,25 @@ def analyze(
     Writes ``out_dir/store`` (the feature store), ``out_dir/results.json``/``.csv`` and
     ``out_dir/report.html`` (with PNGs). Each stage resumes from what an earlier run finished.
     """
-    from mmpid.data import load_dataset
-    from mmpid.extract import extract
-    from mmpid.models.registry import load_adapter
     from mmpid.report import render_report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    adapter = load_adapter(resolve_model(model), device=device, dtype=dtype)
-    data = load_dataset(dataset, split=split, limit=limit, seed=data_seed, columns=columns)
     store_dir = out / "store"
-    extract(
-        adapter,
-        data,
+    extract_features(
+        model,
         store_dir,
+        dataset=dataset,
+        split=split,
+        limit=limit,
+        data_seed=data_seed,
+        columns=columns,
         protocol=protocol,
         pooling=pooling,
         target=target,
         batch_size=batch_size,
+        device=device,
+        dtype=dtype,
         progress=progress,
     )
     results = estimate_store(
