@@ -37,6 +37,7 @@ inserted is an error (ModelFamilyError): it would make every number wrong.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from collections.abc import Sequence
@@ -62,6 +63,12 @@ MAX_SEQUENCE_CANDIDATES = 64
 
 
 def _versions() -> dict[str, str]:
+    return dict(_installed_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    """Python's and the key packages' versions (read from their metadata once per process)."""
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
@@ -70,7 +77,7 @@ def _versions() -> dict[str, str]:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:  # pragma: no cover
             out[pkg] = "absent"
-    return out
+    return tuple(out.items())
 
 
 def extract(

@@ -66,6 +66,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
 POOLINGS = ("mean", "last", "max")
+#: Entries kept per adapter in each of its caches (question-token runs, image-token counts).
+_CACHE_SIZE = 65536
 
 __all__ = [
     "POOLINGS",
@@ -225,9 +227,10 @@ def find_subsequence(haystack: Sequence[int], needle: Sequence[int]) -> int:
     n, m = len(haystack), len(needle)
     if m == 0 or m > n:
         return -1
-    first = needle[0]
+    hay, want = list(haystack), list(needle)
+    first = want[0]
     for start in range(n - m, -1, -1):
-        if haystack[start] == first and list(haystack[start : start + m]) == list(needle):
+        if hay[start] == first and hay[start : start + m] == want:
             return start
     return -1
 
@@ -486,22 +489,46 @@ class DecoderAdapter(Adapter):
         fn = getattr(self.processor, "_get_num_multimodal_tokens", None)
         if fn is None:
             return None
-        flat = [im for ims in images for im in ims]
-        sizes = [(im.height, im.width) for im in flat]
-        try:
-            data = fn(image_sizes=sizes)
-        except (TypeError, ValueError, KeyError, AttributeError):
-            return None
-        counts = getattr(data, "num_image_tokens", None)
-        if counts is None and isinstance(data, dict):
-            counts = data.get("num_image_tokens")
-        if counts is None or len(counts) != len(flat):
-            return None
-        out, k = [], 0
-        for ims in images:
-            out.append(int(sum(counts[k : k + len(ims)])))
-            k += len(ims)
-        return out
+
+        def count(sizes: list[tuple[int, int]]) -> list[int] | None:
+            try:
+                data = fn(image_sizes=sizes)
+            except (TypeError, ValueError, KeyError, AttributeError):
+                return None
+            counts = getattr(data, "num_image_tokens", None)
+            if counts is None and isinstance(data, dict):
+                counts = data.get("num_image_tokens")
+            if counts is None or len(counts) != len(sizes):
+                return None
+            return [int(c) for c in counts]
+
+        return self._image_token_counts(images, count)
+
+    def _image_token_counts(
+        self,
+        images: Sequence[Sequence[Image.Image]],
+        count: Callable[[list[tuple[int, int]]], list[int] | None],
+    ) -> list[int] | None:
+        """Per-example sums of per-image token counts, ``count`` called once per new image size.
+
+        The processor's count depends on an image's (height, width) only, so the
+        counts are cached per size on the adapter; ``count`` maps a list of sizes
+        to their counts (or None when the processor cannot say, which is not cached).
+        """
+        cache: dict[tuple[int, int], int] = self.__dict__.setdefault("_mmpid_image_tokens", {})
+        sizes = [[(im.height, im.width) for im in ims] for ims in images]
+        needed = list(dict.fromkeys(sz for row in sizes for sz in row))
+        known = {sz: cache[sz] for sz in needed if sz in cache}
+        missing = [sz for sz in needed if sz not in known]
+        if missing:
+            counts = count(missing)
+            if counts is None:
+                return None
+            known.update(zip(missing, counts))
+            if len(cache) + len(missing) > _CACHE_SIZE:
+                cache.clear()
+            cache.update(zip(missing, counts))
+        return [sum(known[sz] for sz in row) for row in sizes]
 
     def _call_processor(self, images: list[list[Image.Image]], prompts: list[str]) -> dict[str, torch.Tensor]:
         tok = self.tokenizer
@@ -524,12 +551,11 @@ class DecoderAdapter(Adapter):
         prompts = [self.build_prompt(q, len(i)) for q, i in zip(questions, ims)]
         inputs = self._call_processor(ims, prompts)
         ids = inputs["input_ids"]
-        attn = inputs.get("attention_mask", torch.ones_like(ids))
+        attn = inputs.get("attention_mask")
+        lengths = attn.sum(1) if attn is not None else torch.full((ids.shape[0],), ids.shape[1])
         image_mask = ids == self.image_token_id()
-        lengths = attn.sum(1)
-        answer_index = (lengths - 1).to(torch.long)
-        text_mask = torch.zeros_like(image_mask)
         positions = self._question_positions(prompts, questions, ids, lengths)
+        text_mask = torch.zeros_like(image_mask)
         rows_idx = [b for b, pos in enumerate(positions) for _ in pos]
         text_mask[rows_idx, [p for pos in positions for p in pos]] = True
         dev, dt = self.device, self.dtype
@@ -542,10 +568,10 @@ class DecoderAdapter(Adapter):
             inputs=model_inputs,
             image_mask=image_mask.to(dev),
             text_mask=text_mask.to(dev),
-            answer_index=answer_index.to(dev),
-            n_image_tokens=[int(n) for n in image_mask.sum(1)],
+            answer_index=(lengths - 1).to(dev, torch.long),
+            n_image_tokens=image_mask.sum(1).tolist(),
             expected_image_tokens=self.expected_image_tokens(ims),
-            lengths=[int(n) for n in lengths],
+            lengths=lengths.tolist(),
             prompts=prompts,
         )
 
@@ -556,30 +582,60 @@ class DecoderAdapter(Adapter):
 
         The question is located by characters in the unexpanded prompt, its tokens
         are read from the tokenizer's offset mapping (special tokens dropped), and
-        that id run is found in the expanded ids: image placeholders are special
-        tokens, so the text between them tokenizes the same before and after the
-        processor expands them. One batched tokenizer call per batch.
+        that id run is found (its last occurrence) in the expanded ids: image
+        placeholders are special tokens, so the text between them tokenizes the
+        same before and after the processor expands them.
+
+        The run and the question tokens' offsets in it depend on the prompt text
+        alone, so they are cached per (prompt, question) on the adapter (VQA
+        datasets repeat questions: easy-vqa has 107 distinct ones); only new
+        prompts are tokenized, and each row costs one search of its ids.
+        """
+        cache: dict[tuple[str, str], tuple[list[int], list[int]]] = self.__dict__.setdefault(
+            "_mmpid_question_runs", {}
+        )
+        keys = list(zip(prompts, questions))
+        runs = {k: cache[k] for k in keys if k in cache}
+        new = [k for k in dict.fromkeys(keys) if k not in runs]
+        if new:
+            found = self._question_runs([p for p, _ in new], [q for _, q in new])
+            runs.update(zip(new, found))
+            if len(cache) + len(new) > _CACHE_SIZE:
+                cache.clear()
+            cache.update(zip(new, found))
+        rows = ids.tolist()
+        out = []
+        for row, length, key in zip(rows, lengths.tolist(), keys):
+            run, rel = runs[key]
+            at = find_subsequence(row[:length], run)
+            if at < 0:
+                raise InputError(
+                    f"Could not find the question's tokens in the processor's input ids for {key[1]!r}; "
+                    "the processor tokenizes the prompt differently from its tokenizer."
+                )
+            out.append([at + r for r in rel])
+        return out
+
+    def _question_runs(
+        self, prompts: Sequence[str], questions: Sequence[str]
+    ) -> list[tuple[list[int], list[int]]]:
+        """Per prompt: the id run from the question's first to last token, and its question tokens' offsets in it.
+
+        One tokenizer pass over the unexpanded prompts, with character offsets.
         """
         rows = self._tokenize_with_offsets(prompts)
         special_ids = self._special_ids()
         out = []
-        for b, (prompt, question) in enumerate(zip(prompts, questions)):
+        for (tok_ids, offsets, special_mask), prompt, question in zip(rows, prompts, questions):
             start = prompt.rfind(question)
             if start < 0 or not question.strip():
                 raise InputError(f"The prompt template dropped the question {question!r}; cannot find its tokens.")
-            tok_ids, offsets, special_mask = rows[b]
             special = [bool(sm) or t in special_ids for sm, t in zip(special_mask, tok_ids)]
             local = question_token_positions(offsets, (start, start + len(question)), special)
             if not local:
                 raise InputError(f"The question {question!r} has no tokens after removing special tokens.")
-            run = [tok_ids[i] for i in range(local[0], local[-1] + 1)]
-            at = find_subsequence(ids[b, : int(lengths[b])].tolist(), run)
-            if at < 0:
-                raise InputError(
-                    f"Could not find the question's tokens in the processor's input ids for {question!r}; "
-                    "the processor tokenizes the prompt differently from its tokenizer."
-                )
-            out.append([at + (i - local[0]) for i in local])
+            first = local[0]
+            out.append((list(tok_ids[first : local[-1] + 1]), [i - first for i in local]))
         return out
 
     def _special_ids(self) -> set[int]:
@@ -619,11 +675,20 @@ class DecoderAdapter(Adapter):
         return head(last_hidden.to(head.weight.dtype))
 
     def forward_kwargs(self, encoded: Encoded) -> dict[str, Any]:
-        params = inspect.signature(self.backbone().forward).parameters
         kw = dict(encoded.inputs)
-        if "use_cache" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        if self._backbone_takes_use_cache():
             kw["use_cache"] = False
         return kw
+
+    def _backbone_takes_use_cache(self) -> bool:
+        forward = self.backbone().forward
+        cached = self.__dict__.get("_mmpid_use_cache")
+        if cached is None or cached[0] is not getattr(forward, "__func__", forward):
+            params = inspect.signature(forward).parameters
+            takes = "use_cache" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+            cached = (getattr(forward, "__func__", forward), takes)
+            self.__dict__["_mmpid_use_cache"] = cached
+        return cached[1]
 
     @torch.inference_mode()
     def score_answers(
@@ -667,8 +732,9 @@ class DecoderAdapter(Adapter):
     def run(self, encoded: Encoded, *, pooling: str = "mean") -> Activations:
         if pooling not in POOLINGS:
             raise InputError(f"The 'pooling' parameter must be one of {POOLINGS}. Got {pooling!r}.")
-        for name, counts in (("image", encoded.image_mask.sum(1)), ("question", encoded.text_mask.sum(1))):
-            if bool((counts == 0).any()):
+        spans = torch.stack((encoded.image_mask, encoded.text_mask)).any(-1).all(-1).tolist()  # one sync
+        for name, ok in zip(("image", "question"), spans):
+            if not ok:
                 raise InputError(f"Some examples in the batch have no {name} tokens; cannot pool an empty span.")
         n = self.n_layers
         b = encoded.batch_size
@@ -710,16 +776,13 @@ def _pool_weights(encoded: Encoded, pooling: str) -> torch.Tensor | None:
     """
     if pooling == "max":
         return None
-    masks = [encoded.image_mask, encoded.text_mask]
     b, t = encoded.image_mask.shape
     dev = encoded.image_mask.device
-    w = torch.zeros(b, 3, t, dtype=torch.float32, device=dev)
-    for k, m in enumerate(masks):
-        if pooling == "mean":
-            w[:, k] = m.float() / m.sum(1, keepdim=True).clamp_min(1).float()
-        else:
-            pos = torch.arange(t, device=dev)
-            last = torch.where(m, pos, -1).amax(1)
-            w[torch.arange(b, device=dev), k, last] = 1.0
-    w[torch.arange(b, device=dev), 2, encoded.answer_index] = 1.0
-    return w
+    pos = torch.arange(t, device=dev)
+    answer = pos == encoded.answer_index.unsqueeze(-1)  # (B, T)
+    masks = torch.stack((encoded.image_mask, encoded.text_mask, answer), dim=1)  # (B, 3, T)
+    if pooling == "last":
+        last = torch.where(masks, pos, -1).amax(-1, keepdim=True)  # (B, 3, 1)
+        masks = pos == last
+    w = masks.to(torch.float32)
+    return w / w.sum(-1, keepdim=True).clamp_min(1.0)

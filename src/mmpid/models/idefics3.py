@@ -48,14 +48,11 @@ class Idefics3Adapter(DecoderAdapter):
         fn = getattr(ip, "get_number_of_image_patches", None)
         if fn is None or seq_len is None:
             return None
-        out = []
-        for ims in images:
-            total = 0
-            for im in ims:
-                n_patches, _, _ = fn(im.height, im.width, {})
-                total += max(int(n_patches), 1) * int(seq_len)
-            out.append(total)
-        return out
+
+        def count(sizes: list[tuple[int, int]]) -> list[int]:
+            return [max(int(fn(h, w, {})[0]), 1) * int(seq_len) for h, w in sizes]
+
+        return self._image_token_counts(images, count)
 
 
 class SmolVLMAdapter(Idefics3Adapter):

@@ -1,0 +1,182 @@
+"""Question-token spans: the cached span finder returns exactly the positions of the reference way.
+
+The reference way (what every ``encode`` did before the cache): tokenize each
+rendered prompt with character offsets, take the non-special tokens that overlap
+the question's last occurrence in the prompt, and find that id run's last
+occurrence in the processor's expanded ids. It is written out here, independently
+of the adapter's code, and compared on varied questions for every decoder family,
+on the first encoding (cache miss) and on later ones (cache hits, other batch
+compositions and paddings).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_families import build_paligemma, build_qwen2_vl
+from tiny_models import build_idefics3, build_llava, build_llava_next, easy_vqa_images
+
+from mmpid.errors import InputError
+from mmpid.models import load_adapter
+
+torch.set_num_threads(1)
+
+BUILDERS = {
+    "llava": build_llava,
+    "llava_next": build_llava_next,
+    "idefics3": build_idefics3,
+    "qwen2_vl": build_qwen2_vl,
+    "paligemma": build_paligemma,
+}
+
+#: A word of each family's template after the question (rfind then picks the template's copy).
+TEMPLATE_TAIL = {
+    "llava": "ASSISTANT:",
+    "llava_next": "ASSISTANT:",
+    "idefics3": "Assistant:",
+    "qwen2_vl": "assistant",
+    "paligemma": "answer en",
+}
+
+#: Unicode only: every word is <unk> (a special token) for the word-level tokenizers of LLaVA and Idefics3.
+FOREIGN = "quelle est la forme côté 三角形 ✓?"
+WORD_LEVEL = ("llava", "llava_next", "idefics3")
+
+VARIED = [
+    "what is the red shape?",
+    "what's the colour, shape & size?!",  # punctuation, apostrophe, ampersand
+    "is the red shape red, red or red?",  # repeated words
+    "red red red",  # a question made of one repeated word
+    "what is the côté of the 三角形 shape ✓?",  # unicode amid known words
+    FOREIGN,
+    "  does the image contain a circle?  ",  # surrounding whitespace
+    "shape",  # one word
+    "what is the shape? what is the shape?",  # the question repeats itself
+]
+
+
+@pytest.fixture(scope="module", params=sorted(BUILDERS))
+def adapter(request, tmp_path_factory):
+    path = BUILDERS[request.param](tmp_path_factory.mktemp(request.param))
+    return load_adapter(str(path), device="cpu")
+
+
+def reference_positions(adapter, prompts, questions, ids, lengths) -> list[list[int]]:
+    """The question's token positions in the expanded ids, the reference way (no cache)."""
+    tok = adapter.tokenizer
+    special_ids = set(tok.all_special_ids) | {adapter.image_token_id()}
+    enc = tok(
+        list(prompts), add_special_tokens=False, return_offsets_mapping=True, return_special_tokens_mask=True
+    )
+    out = []
+    for b, (prompt, question) in enumerate(zip(prompts, questions)):
+        lo = prompt.rfind(question)
+        hi = lo + len(question)
+        tok_ids = enc["input_ids"][b]
+        local = [
+            i
+            for i, ((a, e), sm, t) in enumerate(zip(enc["offset_mapping"][b], enc["special_tokens_mask"][b], tok_ids))
+            if not sm and t not in special_ids and e > a and a < hi and e > lo
+        ]
+        if not local:
+            out.append([])
+            continue
+        run = tok_ids[local[0] : local[-1] + 1]
+        row = ids[b, : int(lengths[b])].tolist()
+        starts = [s for s in range(len(row) - len(run) + 1) if row[s : s + len(run)] == run]
+        out.append([starts[-1] + i - local[0] for i in local])
+    return out
+
+
+def encoded_positions(enc) -> list[list[int]]:
+    return [torch.nonzero(row).flatten().tolist() for row in enc.text_mask]
+
+
+def usable(adapter, questions):
+    """The questions that keep at least one non-special token (the others raise, tested apart)."""
+    keep = []
+    for q in questions:
+        try:
+            adapter.encode(easy_vqa_images(1), [q])
+        except InputError:
+            continue
+        keep.append(q)
+    return keep
+
+
+def check_batch(adapter, images, questions):
+    enc = adapter.encode(images, questions)
+    ids = enc.inputs["input_ids"]
+    lengths = torch.tensor(enc.lengths)
+    want = reference_positions(adapter, enc.prompts, questions, ids, lengths)
+    assert encoded_positions(enc) == want
+    assert all(want), "every question keeps at least one token"
+    return enc
+
+
+def test_cached_spans_equal_the_reference_way(adapter):
+    family = adapter.family
+    questions = usable(adapter, [*VARIED, TEMPLATE_TAIL[family]])
+    # the word-level tokenizers map unknown words to <unk> (special): the all-foreign question has no tokens
+    assert len(questions) >= len(VARIED)
+    adapter.__dict__.pop("_mmpid_question_runs", None)
+    images = easy_vqa_images(len(questions))
+    first = check_batch(adapter, images, questions)  # cache misses
+    cache = adapter.__dict__["_mmpid_question_runs"]
+    assert {q for _, q in cache} == set(questions)
+    again = check_batch(adapter, images, questions)  # cache hits, same batch
+    assert torch.equal(first.text_mask, again.text_mask)
+    # hits inside other batches: another order, other padding, duplicates, a new question mixed in
+    mixed = [questions[-1], "what color is the triangle?", questions[0], questions[-1], questions[2]]
+    check_batch(adapter, easy_vqa_images(len(mixed)), mixed)
+    for q in questions:  # one at a time: no padding at all
+        check_batch(adapter, easy_vqa_images(1), [q])
+
+
+def test_question_equal_to_part_of_the_template(adapter):
+    q = TEMPLATE_TAIL[adapter.family]
+    prompt = adapter.build_prompt(q)
+    # the question occurs twice in the prompt; both ways take its last occurrence
+    assert prompt.count(q) >= 2
+    adapter.__dict__.pop("_mmpid_question_runs", None)
+    for _ in range(2):
+        check_batch(adapter, easy_vqa_images(2), [q, "what is the red shape?"])
+
+
+def test_two_images_per_example(adapter):
+    if adapter.family in ("paligemma",):
+        pytest.skip("the tiny PaliGemma takes one image per prompt")
+    ims = easy_vqa_images(4)
+    pairs = [[ims[0], ims[1]], [ims[2], ims[3]]]
+    qs = ["is the red shape red, red or red?", "what is the red shape?"]
+    for _ in range(2):
+        enc = adapter.encode(pairs, qs)
+        want = reference_positions(adapter, enc.prompts, qs, enc.inputs["input_ids"], torch.tensor(enc.lengths))
+        assert encoded_positions(enc) == want
+
+
+def test_errors_are_raised_every_time_and_not_cached(adapter):
+    adapter.__dict__.pop("_mmpid_question_runs", None)
+    for _ in range(2):
+        with pytest.raises(InputError, match="dropped the question"):
+            adapter.encode(easy_vqa_images(1), ["   "])
+    if adapter.family in WORD_LEVEL:
+        for _ in range(2):
+            with pytest.raises(InputError, match="has no tokens after removing special tokens"):
+                adapter.encode(easy_vqa_images(1), [FOREIGN])
+    assert not adapter.__dict__.get("_mmpid_question_runs")
+
+
+def test_image_token_counts_follow_the_images(adapter):
+    """The per-size cache of image-token counts gives what the ids hold, in any order and mix of sizes."""
+    base = easy_vqa_images(1)[0]
+    images = [base, base.resize((48, 80)), base.resize((96, 40))]
+    adapter.__dict__.pop("_mmpid_image_tokens", None)
+    qs = ["what is the red shape?"] * 3
+    for order in ([0, 1, 2], [2, 0, 1], [1, 1, 2]):
+        ims = [images[i] for i in order]
+        enc = adapter.encode(ims, qs)
+        assert enc.expected_image_tokens == enc.n_image_tokens
+        assert adapter.expected_image_tokens([[im] for im in ims]) == enc.n_image_tokens
+    if adapter.family == "qwen2_vl":  # dynamic resolution: the three sizes give three counts
+        assert len(set(adapter.expected_image_tokens([[im] for im in images]))) == 3
