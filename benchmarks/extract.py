@@ -15,15 +15,16 @@ whole extraction loop vs a hand loop (images decoded in the loop)
               span finding, pooling, answer scoring and the shard and manifest writes
               (the folder is made and removed outside the timed region)
 
-Timing: one process, ``--rounds`` rounds of all four variants (each round in a
-rotated order, after one warm-up round); per variant the median over rounds; each
-ratio is the median of the per-round ratios (paired, so a slow spell caused by
-other processes hits both sides), with its quartiles. Both clocks: the process's
+Timing: one process, ``--rounds`` rounds after one warm-up round. In each round
+forward and run alternate batch by batch (their per-batch times summed), then hand
+and extract run back to back (which goes first alternates), so that a slow spell
+caused by other processes hits both sides of a ratio. Per variant the median over
+rounds; each ratio is the median of the per-round ratios, with its quartiles. Both clocks: the process's
 CPU time (the steadier one on a shared machine) and wall-clock. Memory: each
 variant once more in its own fresh process: peak RSS, its growth over the RSS
 after loading (and the CUDA peak on a GPU). Usage::
 
-    python benchmarks/extract.py [--n 256] [--batch-size 16] [--layers 4] [--rounds 21] [--device cpu]
+    python benchmarks/extract.py [--n 256] [--batch-size 16] [--layers 4] [--rounds 31] [--device cpu]
 
 Writes benchmarks/results/extract.json and benchmarks/results/extract.md.
 """
@@ -56,7 +57,12 @@ def _peak_rss_mib() -> float:
 
 
 def _setup(args: argparse.Namespace, *, encode: bool) -> tuple[dict, dict, object, float]:
-    """The variants (callables over the same batches), their untimed preparations, the adapter, base RSS."""
+    """The variants (callables over the same batches), their helpers, the adapter, the RSS after setup.
+
+    ``prep`` holds the untimed preparation of a variant (``extract``: remove the
+    previous store), ``cleanup`` and ``per_batch``: the encoded batches and the
+    one-batch forward and run callables.
+    """
     import torch
 
     from mmpid.data import load_dataset
@@ -76,17 +82,23 @@ def _setup(args: argparse.Namespace, *, encode: bool) -> tuple[dict, dict, objec
         torch.cuda.reset_peak_memory_stats()
     base_rss = _peak_rss_mib()
 
-    def forward() -> None:
+    def forward_one(enc) -> None:
         with torch.inference_mode():
-            for enc in encoded:
-                out = adapter.model(**enc.inputs, output_hidden_states=True, use_cache=False)
-                _ = [h[:, -1].float().cpu() for h in out.hidden_states]
+            out = adapter.model(**enc.inputs, output_hidden_states=True, use_cache=False)
+            _ = [h[:, -1].float().cpu() for h in out.hidden_states]
         sync()
+
+    def run_one(enc) -> None:
+        adapter.run(enc)
+        sync()
+
+    def forward() -> None:
+        for enc in encoded:
+            forward_one(enc)
 
     def run() -> None:
         for enc in encoded:
-            adapter.run(enc)
-        sync()
+            run_one(enc)
 
     def hand() -> None:
         with torch.inference_mode():
@@ -107,7 +119,11 @@ def _setup(args: argparse.Namespace, *, encode: bool) -> tuple[dict, dict, objec
         shutil.rmtree(store, ignore_errors=True)
 
     fns = {"forward": forward, "run": run, "hand": hand, "extract": full}
-    prep = {"extract": fresh_store, "cleanup": lambda: shutil.rmtree(root, ignore_errors=True)}
+    prep = {
+        "extract": fresh_store,
+        "cleanup": lambda: shutil.rmtree(root, ignore_errors=True),
+        "per_batch": (encoded, forward_one, run_one),
+    }
     return fns, prep, adapter, base_rss
 
 
@@ -126,16 +142,34 @@ def _memory(args: argparse.Namespace) -> dict[str, float]:
 
 
 def _timing(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
-    """All variants, ``rounds`` rounds in rotated order after a warm-up round: seconds per round."""
+    """Seconds per round of each variant, ``rounds`` rounds after a warm-up round.
+
+    Each pair is timed close together so that a slow spell caused by other
+    processes hits both sides: forward and run alternate batch by batch (the
+    first of each batch alternating too) and their per-batch times are summed;
+    hand and extract run back to back, the first alternating round by round.
+    """
     fns, prep, _, _ = _setup(args, encode=True)
+    encoded, forward_one, run_one = prep["per_batch"]
     for k in VARIANTS:  # warm-up
         prep.get(k, lambda: None)()
         fns[k]()
     wall: dict[str, list[float]] = {k: [] for k in VARIANTS}
     cpu: dict[str, list[float]] = {k: [] for k in VARIANTS}
+    one = {"forward": forward_one, "run": run_one}
     for r in range(args.rounds):
-        order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
-        for k in order:
+        w = {"forward": 0.0, "run": 0.0}
+        c = {"forward": 0.0, "run": 0.0}
+        for i, enc in enumerate(encoded):
+            for k in ("forward", "run") if (r + i) % 2 == 0 else ("run", "forward"):
+                t0, c0 = time.perf_counter(), time.process_time()
+                one[k](enc)
+                w[k] += time.perf_counter() - t0
+                c[k] += time.process_time() - c0
+        for k in ("forward", "run"):
+            wall[k].append(w[k])
+            cpu[k].append(c[k])
+        for k in ("hand", "extract") if r % 2 == 0 else ("extract", "hand"):
             prep.get(k, lambda: None)()
             t0, c0 = time.perf_counter(), time.process_time()
             fns[k]()
@@ -198,7 +232,8 @@ def _markdown(meta: dict, per_variant: dict, ratios: dict, memory: dict) -> str:
         )
     lines += [
         "",
-        "Ratios are medians of per-round ratios (each round runs all four variants back to back). "
+        "Ratios are medians of per-round ratios (forward and run alternate batch by batch; hand and extract "
+        "run back to back). "
         "CPU time is the process's own; on a shared machine wall-clock also counts time spent waiting for a core.",
         "",
     ]
@@ -210,7 +245,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--rounds", type=int, default=21)
+    p.add_argument("--rounds", type=int, default=31)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")

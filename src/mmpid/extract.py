@@ -376,14 +376,16 @@ def _score_answers(
     cache = adapter.__dict__.setdefault("_mmpid_continuations", {})
     key = (tail, tuple(answers))
     if key not in cache:
-        cache[key] = [adapter.answer_continuation(prompt, a) for a in answers]
-    conts = cache[key]
-    firsts = [c[0] for c in conts if c]
-    if act.logits is not None and all(len(c) == 1 for c in conts) and len(set(firsts)) == len(conts):
+        conts = [adapter.answer_continuation(prompt, a) for a in answers]
+        firsts = [c[0] for c in conts if c]
+        single = all(len(c) == 1 for c in conts) and len(set(firsts)) == len(conts)
+        cache[key] = (firsts if single else None)
+    firsts = cache[key]
+    if act.logits is not None and firsts is not None:
         logits = act.logits.astype(np.float64)
         m = logits.max(axis=1, keepdims=True)
-        logp = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
-        return logp[:, firsts] / np.log(2.0), "first-token"
+        log_total = np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
+        return (logits[:, firsts] - m - log_total) / np.log(2.0), "first-token"  # the answers' columns only
     if not need_sequence:
         return None, None
     if len(answers) > MAX_SEQUENCE_CANDIDATES:

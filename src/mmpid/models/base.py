@@ -555,9 +555,8 @@ class DecoderAdapter(Adapter):
         lengths = attn.sum(1) if attn is not None else torch.full((ids.shape[0],), ids.shape[1])
         image_mask = ids == self.image_token_id()
         positions = self._question_positions(prompts, questions, ids, lengths)
-        text_mask = torch.zeros_like(image_mask)
-        rows_idx = [b for b, pos in enumerate(positions) for _ in pos]
-        text_mask[rows_idx, [p for pos in positions for p in pos]] = True
+        text_mask = np.zeros(tuple(ids.shape), dtype=bool)  # numpy: cheaper than torch for this small scatter
+        text_mask[[b for b, pos in enumerate(positions) for _ in pos], [p for pos in positions for p in pos]] = True
         dev, dt = self.device, self.dtype
         model_inputs = {
             k: (v.to(dev, dt) if torch.is_floating_point(v) else v.to(dev))
@@ -567,7 +566,7 @@ class DecoderAdapter(Adapter):
         return Encoded(
             inputs=model_inputs,
             image_mask=image_mask.to(dev),
-            text_mask=text_mask.to(dev),
+            text_mask=torch.from_numpy(text_mask).to(dev),
             answer_index=(lengths - 1).to(dev, torch.long),
             n_image_tokens=image_mask.sum(1).tolist(),
             expected_image_tokens=self.expected_image_tokens(ims),
@@ -736,7 +735,8 @@ class DecoderAdapter(Adapter):
         for name, ok in zip(("image", "question"), spans):
             if not ok:
                 raise InputError(f"Some examples in the batch have no {name} tokens; cannot pool an empty span.")
-        n = self.n_layers
+        points = self.capture_points()
+        n = len(points)  # = n_layers
         b = encoded.batch_size
         rows = torch.arange(b, device=encoded.answer_index.device)
         pooled: list[torch.Tensor | None] = [None] * n  # per layer (B, 3, d): image, text, answer
@@ -758,7 +758,7 @@ class DecoderAdapter(Adapter):
             if i == n - 1:
                 last_full.append(h[rows, encoded.answer_index])
 
-        with capture_layers(self.capture_points(), reduce):
+        with capture_layers(points, reduce):
             self.backbone()(**self.forward_kwargs(encoded))
         if any(v is None for v in pooled):
             missing = [i for i, v in enumerate(pooled) if v is None]
