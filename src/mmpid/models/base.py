@@ -735,7 +735,9 @@ class DecoderAdapter(Adapter):
         for name, ok in zip(("image", "question"), spans):
             if not ok:
                 raise InputError(f"Some examples in the batch have no {name} tokens; cannot pool an empty span.")
-        points = self.capture_points()
+        points = self.__dict__.get("_mmpid_capture_points")
+        if points is None:  # the module tree is fixed once loaded: look the capture points up once
+            points = self.__dict__["_mmpid_capture_points"] = self.capture_points()
         n = len(points)  # = n_layers
         b = encoded.batch_size
         rows = torch.arange(b, device=encoded.answer_index.device)
