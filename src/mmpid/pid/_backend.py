@@ -117,6 +117,13 @@ class Ops:
             return x.max()
         return self.xp.amax(x, dim=axis, keepdim=keepdims)
 
+    def min(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        if self.name == "numpy":
+            return np.min(x, axis=axis, keepdims=keepdims)
+        if axis is None:
+            return x.min()
+        return self.xp.amin(x, dim=axis, keepdim=keepdims)
+
     def any(self, x: Any, axis: Any = None) -> Any:
         if self.name == "numpy":
             return np.any(x, axis=axis)
@@ -152,13 +159,14 @@ class Ops:
     def factor_pd(self, a: Any) -> tuple[str, Any]:
         """Factorise a stack of symmetric positive definite matrices (..., n, n).
 
-        torch: Cholesky when every matrix admits it, LU otherwise (nearly singular
-        stacks). numpy: the matrices themselves, solved by LU.
+        Cholesky when every matrix of the stack admits it, LU otherwise (nearly
+        singular stacks); numpy's LU keeps the matrices and factorises at each solve.
         """
         if self.name == "numpy":
-            # numpy's batched LU (a gufunc) beats scipy's batched cho_solve, which
-            # loops over the stack in Python.
-            return ("lu", a)
+            try:
+                return ("chol", np.linalg.cholesky(a))
+            except np.linalg.LinAlgError:
+                return ("lu", a)
         xp = self.xp
         chol, info = xp.linalg.cholesky_ex(a)
         if bool((info != 0).any()):
@@ -169,13 +177,56 @@ class Ops:
         """Solve a x = b with a from `factor_pd`; b is (..., n, k)."""
         kind, f = fac
         if self.name == "numpy":
-            return np.linalg.solve(f, b)
+            if kind == "lu":
+                return np.linalg.solve(f, b)
+            # numpy has no batched triangular solve; LAPACK's potrs per matrix costs
+            # O(n^2) each, far below a second batched factorisation.
+            from scipy.linalg.lapack import dpotrs
+
+            lf = f.reshape(-1, *f.shape[-2:])
+            bf = b.reshape(-1, *b.shape[-2:])
+            out = np.empty_like(bf)
+            for i in range(lf.shape[0]):
+                out[i] = dpotrs(lf[i], bf[i], lower=1)[0]
+            return out.reshape(b.shape)
         if kind == "chol":
             return self.xp.cholesky_solve(b, f)
         return self.xp.linalg.lu_solve(*f, b)
 
+    def inv_cholesky(self, a: Any) -> Any:
+        """L^-1 for a = L L^T, a stack of small symmetric positive definite (..., n, n)
+        matrices (an LU inverse of a's Cholesky factor); None when some matrix of the
+        stack is not numerically positive definite."""
+        if self.name == "numpy":
+            try:
+                return np.linalg.inv(np.linalg.cholesky(a))
+            except np.linalg.LinAlgError:
+                return None
+        chol, info = self.xp.linalg.cholesky_ex(a)
+        if bool((info != 0).any()):
+            return None
+        return self.xp.linalg.inv(chol)
+
+    def gram(self, y: Any) -> Any:
+        """y^T y for a stack y (B, k, n), shape (B, n, n)."""
+        if self.name == "numpy":
+            # BLAS syrk (half the flops of a general product) per matrix, then the
+            # upper triangle mirrored from the lower one.
+            from scipy.linalg.blas import dsyrk
+
+            out = np.empty((y.shape[0], y.shape[2], y.shape[2]))
+            for i in range(y.shape[0]):
+                low = dsyrk(1.0, y[i], trans=1, lower=1)
+                out[i] = low + np.tril(low, -1).T
+            return out
+        return self.permute(y, (0, 2, 1)) @ y
+
     def solve_pd(self, a: Any, b: Any) -> Any:
         """Solve a x = b for a stack of symmetric positive definite `a` (..., n, n)."""
+        if self.name == "numpy":
+            # one batched LU (a gufunc): for many small systems a Python loop of
+            # triangular solves would cost more than the factorisation
+            return np.linalg.solve(a, b)
         return self.solve_factored(self.factor_pd(a), b)
 
     def diag_embed(self, x: Any) -> Any:

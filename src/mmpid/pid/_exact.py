@@ -1,4 +1,6 @@
-"""The exact BROJA solver: a barrier (interior-point) Newton method on the small dual.
+"""The exact solver's fallback: a barrier (interior-point) Newton method on the small dual.
+
+It takes over the tables that the primal-dual pass of `_primal_dual` leaves uncertified.
 
 For a barrier weight t > 0 it minimises, over the dual variables λ (B, n1, ny) and
 μ (B, n2, ny),
@@ -25,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mmpid.pid import _newton as newton
 from mmpid.pid._backend import NEG, Ops
 from mmpid.pid._problem import LN2, Problem, certify, pair_lse
 
@@ -39,10 +42,6 @@ CENTRED = 2.0
 # The looser threshold of the retry for tables the first run cannot certify (some
 # degenerate tables stall at the tight one, others at the loose one).
 CENTRED_RETRY = 5.0
-# Relative ridge on the Newton blocks: near the optimum the Hessian mixes curvatures of
-# order 1/t (active pairs) and t (inactive ones) and loses its smallest pivots to
-# rounding; the ridge keeps the factorisation regular, the line search does the rest.
-RIDGE = 1e-15
 # Newton steps allowed at the final barrier weight, or on one earlier stage, before a
 # table is declared stuck.
 STALL_STEPS = 25
@@ -74,88 +73,18 @@ def _barrier(ops: Ops, prob: Problem, lam: Any, mu: Any, t: Any) -> Any:
 
 def _newton_step(ops: Ops, prob: Problem, lam: Any, mu: Any, t: Any, pin: Any):
     """Gradient, Newton direction and decrement δ² = -g·d of F_t."""
-    B, n1, ny = lam.shape
-    n2 = mu.shape[1]
     s, pi = pair_lse(ops, prob, lam, mu)
     negs = ops.where(prob.active, -s, 1.0)
     m = ops.where(prob.active, t[:, None, None] / negs, 0.0)  # (B, n1, n2)
-    w = m - m * m / t[:, None, None]
-    mpi = m[..., None] * pi  # (B, n1, n2, ny)
-    q1 = ops.sum(mpi, axis=2)
-    q2 = ops.sum(mpi, axis=1)
-    gl = ops.where(prob.s1, q1 - prob.p1, 0.0)
-    gm = ops.where(prob.s2, q2 - prob.p2, 0.0)
-
-    wpi = w[..., None] * pi
-    # D1[x1] = diag(Σ_x2 m π) - Σ_x2 w π π^T ; unsupported λ get a unit diagonal.
-    # Diagonals are updated in place through views: these stacks are the big arrays.
-    d1 = -ops.einsum("zabi,zabj->zaij", wpi, pi)
-    dg = ops.diag_view(d1, -2, -1)
-    dg += q1 + ops.where(prob.s1, 0.0, 1.0)
-    dg += RIDGE * ops.max(ops.abs(dg), axis=-1, keepdims=True)
-    nd1i = -ops.solve_pd(d1, ops.eye(ny) + 0.0 * d1)  # -D1^-1, (B, n1, ny, ny)
-    # The coupling block C[x1,y; x2,y'] = δ_yy' Q[x1,x2,y] - w π_y π_y' (Q = m π) is
-    # formed explicitly, laid out as (x1, y, x2, y'): one dense GEMM per table for
-    # C^T D1^-1 C beats assembling it from the structure (fewer flops, but many small
-    # copies) at the sizes used here.
-    cm = -(ops.permute(wpi, (0, 1, 3, 2))[..., None] * pi[:, :, None, :, :])
-    dg = ops.diag_view(cm, 2, 4)  # (B, n1, n2, ny)
-    dg += mpi
-    cmat = cm.reshape(B, n1, ny, n2 * ny)
-    xc = (nd1i @ cmat).reshape(B, n1 * ny, n2 * ny)  # -D1^-1 C
-    ct = ops.permute(cmat.reshape(B, n1 * ny, n2 * ny), (0, 2, 1))
-    schur = ct @ xc  # -C^T D1^-1 C, then + D2 block by block
-    blocks = ops.diag_view(schur.reshape(B, n2, ny, n2, ny), 1, 3)  # (B, ny, ny, n2)
-    blocks -= ops.permute(ops.einsum("zabi,zabj->zbij", wpi, pi), (0, 2, 3, 1))
-    xg = ops.einsum("zaij,zaj->zai", nd1i, gl)  # -D1^-1 gλ
-    r = -gm - _ct_apply(ops, mpi, pi, wpi, xg)  # -gμ + C^T D1^-1 gλ
-    r = r.reshape(B, n2 * ny)
-    pinf = pin.reshape(B, n2 * ny)
-    keep = ops.astype_float(~pinf)
-    schur *= keep[:, :, None]
-    schur *= keep[:, None, :]
-    dg = ops.diag_view(schur, -2, -1)
-    dg += (q2 + ops.where(prob.s2, 0.0, 1.0)).reshape(B, n2 * ny) * keep + (1.0 - keep)
-    dg += RIDGE * ops.max(ops.abs(dg), axis=-1, keepdims=True)
-    r = ops.where(pinf, 0.0, r)
-    dmu = ops.solve_pd(schur, r[..., None])[..., 0].reshape(B, n2, ny)
-    dlam = xg + ops.einsum("zaij,zaj->zai", nd1i, _c_apply(ops, mpi, pi, wpi, dmu))
+    system = newton.factor(ops, prob, m, m - m * m / t[:, None, None], pi, pin)
+    gl = ops.where(prob.s1, ops.sum(system.mpi, axis=2) - prob.p1, 0.0)
+    gm = ops.where(prob.s2, ops.sum(system.mpi, axis=1) - prob.p2, 0.0)
+    dlam, dmu = system.solve(gl, gm)
     dec = -(ops.sum(gl * dlam, axis=(1, 2)) + ops.sum(gm * dmu, axis=(1, 2)))
     return dlam, dmu, dec, m, pi
 
 
-def _c_apply(ops: Ops, q: Any, pi: Any, wpi: Any, v: Any) -> Any:
-    """C v for v (B, n2, ny) -> (B, n1, ny)."""
-    return ops.sum(q * v[:, None, :, :] - wpi * ops.sum(pi * v[:, None, :, :], axis=-1,
-                                                           keepdims=True), axis=2)
-
-
-def _ct_apply(ops: Ops, q: Any, pi: Any, wpi: Any, u: Any) -> Any:
-    """C^T u for u (B, n1, ny) -> (B, n2, ny)."""
-    return ops.sum(q * u[:, :, None, :] - wpi * ops.sum(pi * u[:, :, None, :], axis=-1,
-                                                           keepdims=True), axis=1)
-
-
-def _diag_scale(ops: Ops, a: Any) -> Any:
-    """max |diag(a)| times the identity, per matrix of the stack (..., n, n)."""
-    n = a.shape[-1]
-    top = ops.max(ops.abs(ops.diagonal(a)), axis=-1)
-    return top[..., None, None] * ops.eye(n)
-
-
-def _pin_mask(ops: Ops, prob: Problem) -> Any:
-    """μ entries held fixed: unsupported ones and one reference x2 per y (the gauge)."""
-    n2 = prob.p2.shape[1]
-    ref = ops.argmax(prob.p2, axis=1)  # (B, ny)
-    if ops.name == "numpy":
-        ar = ops.xp.arange(n2)[None, :, None]
-    else:
-        ar = ops.xp.arange(n2, device=ops.device)[None, :, None]
-    is_ref = (ar == ref[:, None, :]) & (prob.py[:, None, :] > 0)
-    return is_ref | ~prob.s2
-
-
-def _init(ops: Ops, prob: Problem) -> tuple[Any, Any, Any]:
+def init_dual(ops: Ops, prob: Problem) -> tuple[Any, Any, Any]:
     """Strictly feasible start from q0 = p(x1,y) p(x2,y) / p(y), every s <= -1."""
     lp1 = ops.safe_log(prob.p1)
     lpy = ops.safe_log(prob.py)
@@ -172,8 +101,8 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int,
     """Solve every table of `prob` until its certified gap is <= tol bits; a stage
     ends when δ²/t < `centred_at`."""
     B = prob.p1.shape[0]
-    lam, mu, t = _init(ops, prob)
-    pin = _pin_mask(ops, prob)
+    lam, mu, t = init_dual(ops, prob)
+    pin = newton.pin_mask(ops, prob)
     # The central point's gap is about t per active pair: stop shrinking t at half the
     # budget (smaller t only loses precision in m = t / (-s)).
     t_floor = 0.5 * tol * LN2 / ops.maximum(prob.n_active, 1.0)

@@ -13,6 +13,7 @@ from mmpid.errors import ConvergenceWarning, InputError
 from mmpid.pid._backend import get_ops
 from mmpid.pid._exact import CENTRED_RETRY, solve_exact
 from mmpid.pid._ipfp import solve_ipfp
+from mmpid.pid._primal_dual import solve_primal_dual
 from mmpid.pid._problem import make_problem
 from mmpid.pid.measures import source_informations
 from mmpid.pid.result import PID, PIDBatch
@@ -24,7 +25,7 @@ DEFAULTS = {
     "ipfp": {"tol": 1e-8, "max_iter": 1000},
 }
 # Tables per solver call, bounded so the Newton blocks (B n1 n2 ny^2 floats) stay ~100 MB.
-_BLOCK_FLOATS = 12_000_000
+_BLOCK_FLOATS = 1_000_000
 # Alternations of the IPFP fallback for tables the Newton solver cannot certify.
 _FALLBACK_ITER = 2000
 # numpy stacks are split over threads, each with at least this many tables.
@@ -179,6 +180,8 @@ def _fallback(ops: Any, prob: Any, out: Any, *, tol: float, max_iter: int) -> An
     to the table's iterations.
     """
     out = _keep_better(ops, prob, out, tol, lambda sub: solve_exact(
+        ops, sub, tol=tol, max_iter=max_iter))
+    out = _keep_better(ops, prob, out, tol, lambda sub: solve_exact(
         ops, sub, tol=tol, max_iter=max_iter, centred_at=CENTRED_RETRY))
     return _keep_better(ops, prob, out, tol, lambda sub: solve_ipfp(
         ops, sub, tol=0.0, max_iter=_FALLBACK_ITER, inner_tol=1e-12, inner_max_iter=1000,
@@ -228,7 +231,7 @@ def _solve_stack(P: np.ndarray, *, method: str, tol: float, max_iter: int, backe
     def solve_chunk(lo: int) -> dict[str, np.ndarray]:
         prob = make_problem(ops, ops.asarray(P[lo:lo + chunk]))
         if method == "exact":
-            out = solve_exact(ops, prob, tol=tol, max_iter=max_iter)
+            out = solve_primal_dual(ops, prob, tol=tol, max_iter=max_iter)
             out = _fallback(ops, prob, out, tol=tol, max_iter=max_iter)
         else:
             out = solve_ipfp(ops, prob, tol=tol, max_iter=max_iter, inner_tol=1e-12,
