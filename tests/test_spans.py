@@ -180,3 +180,16 @@ def test_image_token_counts_follow_the_images(adapter):
         assert adapter.expected_image_tokens([[im] for im in ims]) == enc.n_image_tokens
     if adapter.family == "qwen2_vl":  # dynamic resolution: the three sizes give three counts
         assert len(set(adapter.expected_image_tokens([[im] for im in images]))) == 3
+
+
+def test_a_full_cache_is_emptied_and_spans_stay_right(adapter, monkeypatch):
+    import mmpid.models.base as base
+
+    monkeypatch.setattr(base, "_CACHE_SIZE", 3)
+    adapter.__dict__.pop("_mmpid_question_runs", None)
+    questions = usable(adapter, VARIED)
+    for i in range(0, len(questions), 2):
+        chunk = questions[i : i + 2]
+        check_batch(adapter, easy_vqa_images(len(chunk)), chunk)
+        assert len(adapter.__dict__["_mmpid_question_runs"]) <= 3
+    check_batch(adapter, easy_vqa_images(3), questions[:3])  # some hits, some misses after the clears

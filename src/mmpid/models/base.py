@@ -66,8 +66,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
 POOLINGS = ("mean", "last", "max")
-#: Entries kept per adapter in each of its caches (question-token runs, image-token counts).
-_CACHE_SIZE = 65536
+#: Entries kept per adapter in each of its caches (question-token runs, image-token counts); a full
+#: cache is emptied and refilled. 4,096 question runs take a few MiB at most.
+_CACHE_SIZE = 4096
 
 __all__ = [
     "POOLINGS",
