@@ -29,7 +29,7 @@ BUILDERS = {
     "paligemma": build_paligemma,
 }
 
-#: A word of each family's template after the question (rfind then picks the template's copy).
+#: A piece of each family's template: as the question, it occurs twice in the prompt (rfind takes the last).
 TEMPLATE_TAIL = {
     "llava": "ASSISTANT:",
     "llava_next": "ASSISTANT:",
