@@ -26,8 +26,6 @@ from mmpid.pid._problem import Problem
 # very different sizes (active and inactive pairs) and loses its smallest pivots to
 # rounding; the ridge keeps the factorisation regular.
 RIDGE = 1e-15
-# Rounds of iterative refinement per solve.
-REFINE = 1
 
 
 @dataclass
@@ -45,7 +43,7 @@ class NewtonSystem:
     s1: Any  # (B, n1, ny) bool, supported λ entries
     s2: Any  # (B, n2, ny) bool, supported μ entries
 
-    def solve(self, gl: Any, gm: Any, *, refine: int = REFINE) -> tuple[Any, Any]:
+    def solve(self, gl: Any, gm: Any, *, refine: int = 0) -> tuple[Any, Any]:
         """Directions (dλ, dμ) with H (dλ, dμ) = -(gλ, gμ); shapes (B, n1, ny), (B, n2, ny).
 
         The elimination loses accuracy when the blocks are badly conditioned (near a

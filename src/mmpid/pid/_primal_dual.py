@@ -37,11 +37,13 @@ from mmpid.pid._problem import LN2, Problem, certify, pair_lse
 TO_BOUNDARY = 0.99
 # Largest change of any dual variable in one step, nats: the logsumexp constraints are
 # linearised, and a longer step can throw π far from where the linearisation holds.
-MAX_DUAL_MOVE = 4.0
+MAX_DUAL_MOVE = 16.0
 # Steps a table may take before it is handed to the barrier method uncertified.
 MAX_STEPS = 40
 # The smallest complementarity aimed at, as a fraction of tol per active pair.
-FLOOR = 0.1
+FLOOR = 0.5
+# Complementarity (nats) below which the corrector's Newton solve is refined.
+REFINE_BELOW = 1e-5
 
 
 def _max_step(ops: Ops, active: Any, x: Any, dx: Any) -> Any:
@@ -97,13 +99,13 @@ def solve_primal_dual(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> 
         rs = ops.where(act, s_i + v_i, 0.0)
         vsafe = ops.where(act, v_i, 1.0)
 
-        def direction(target: Any) -> tuple[Any, Any, Any, Any]:
+        def direction(target: Any, refine: int) -> tuple[Any, Any, Any, Any]:
             """Newton direction for complementarity m v -> target (B, n1, n2)."""
             m_eff = ops.where(act, (target + m_i * rs) / vsafe, 0.0)
             q = m_eff[..., None] * pi_i
             gl = ops.where(sub.s1, ops.sum(q, axis=2) - sub.p1, 0.0)
             gm = ops.where(sub.s2, ops.sum(q, axis=1) - sub.p2, 0.0)
-            dlam, dmu = system.solve(gl, gm)
+            dlam, dmu = system.solve(gl, gm, refine=refine)
             pdz = ops.sum(pi_i * (dlam[:, :, None, :] + dmu[:, None, :, :]), axis=-1)
             dv = ops.where(act, -rs - pdz, 0.0)
             dm = ops.where(act, (target - m_i * v_i + m_i * rs + m_i * pdz) / vsafe, 0.0)
@@ -111,7 +113,7 @@ def solve_primal_dual(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> 
 
         # Predictor (σ = 0), then Mehrotra's σ = (τ_aff / τ)^3 and the corrector with
         # the second-order term dm_aff dv_aff.
-        dlam, dmu, dm, dv = direction(ops.zeros(tuple(act.shape)))
+        dlam, dmu, dm, dv = direction(ops.zeros(tuple(act.shape)), 0)
         a_aff = ops.minimum(_max_step(ops, act, m_i, dm), _max_step(ops, act, v_i, dv))
         aa = a_aff[:, None, None]
         tau_aff = ops.sum(ops.where(act, (m_i + aa * dm) * (v_i + aa * dv), 0.0), axis=(1, 2))
@@ -121,7 +123,9 @@ def solve_primal_dual(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> 
         # ruins the Newton system's conditioning on degenerate tables (m / v explodes)
         # and the primal residual grows back; the gap at τ_floor is well within tol.
         target = ops.maximum(sigma * tau, FLOOR * tol * LN2 / ops.maximum(sub.n_active, 1.0))
-        dlam, dmu, dm, dv = direction(ops.where(act, target[:, None, None] - dm * dv, 0.0))
+        # Close to the optimum the elimination loses digits: refine the corrector's solve.
+        refine = int(bool((comp < REFINE_BELOW).any()))
+        dlam, dmu, dm, dv = direction(ops.where(act, target[:, None, None] - dm * dv, 0.0), refine)
         alpha_m = ops.where(finished, 0.0, TO_BOUNDARY * _max_step(ops, act, m_i, dm))
         alpha = TO_BOUNDARY * _max_step(ops, act, v_i, dv)
         move = ops.maximum(ops.max(ops.abs(dlam), axis=(1, 2)), ops.max(ops.abs(dmu), axis=(1, 2)))
