@@ -79,12 +79,6 @@ class NewtonSystem:
         return dlam, dmu
 
 
-# Below this Schur size (n2 * ny) the Schur complement is assembled from the structure
-# of C (three batched products of small matrices); above it, as the Gram matrix of
-# L1^-1 C (one symmetric rank-k update per table), which is faster for large tables.
-STRUCTURED_BELOW = 150
-
-
 def factor(ops: Ops, prob: Problem, m: Any, w: Any, pi: Any, pin: Any) -> NewtonSystem:
     """Assemble and factorise the system for pair weights m, w (B, n1, n2) and π."""
     B, n1, n2, ny = pi.shape
@@ -98,7 +92,10 @@ def factor(ops: Ops, prob: Problem, m: Any, w: Any, pi: Any, pin: Any) -> Newton
     dg = ops.diag_view(d1, -2, -1)
     dg += q1 + ops.where(prob.s1, 0.0, 1.0)
     dg += RIDGE * ops.max(ops.abs(dg), axis=(1, 2))[:, None, None]
-    l1i = None if n2 * ny < STRUCTURED_BELOW else ops.inv_cholesky(d1)  # D1 = L1 L1^T
+    # The Schur complement is the Gram matrix of L1^-1 C (one symmetric rank-k update
+    # per table, D1 = L1 L1^T); when some D1 block is not numerically positive definite
+    # for Cholesky, it is assembled from C's structure with an LU inverse of D1 instead.
+    l1i = ops.inv_cholesky(d1)
     if l1i is None:
         nd1i = -ops.solve_pd(d1, ops.eye(ny) + 0.0 * d1)  # -D1^-1, (B, n1, ny, ny)
         schur = _schur_structured(ops, nd1i, mpi, pi, wpi)

@@ -1,0 +1,83 @@
+"""The exact solver's parts: the primal-dual pass, its barrier fallback, and the two
+ways the Newton system's Schur complement is assembled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmpid.pid import _newton as newton
+from mmpid.pid import _primal_dual as primal_dual
+from mmpid.pid import decompose_many
+from mmpid.pid._backend import get_ops
+from mmpid.pid._exact import solve_exact
+from mmpid.pid._primal_dual import solve_primal_dual
+from mmpid.pid._problem import make_problem, pair_lse
+
+OPS = get_ops("numpy")
+
+
+def tables(n: int, shape: tuple[int, int, int], seed: int, *, zero_frac: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    size = int(np.prod(shape))
+    P = rng.dirichlet(np.ones(size), size=n) * (rng.random((n, size)) >= zero_frac)
+    P[P.sum(1) == 0, 0] = 1.0
+    P = P.reshape(n, *shape)
+    return P / P.sum(axis=(1, 2, 3), keepdims=True)
+
+
+@pytest.mark.parametrize("zero_frac", [0.0, 0.6])
+def test_primal_dual_and_barrier_agree(zero_frac: float) -> None:
+    prob = make_problem(OPS, tables(40, (5, 4, 3), 7, zero_frac=zero_frac))
+    pd = solve_primal_dual(OPS, prob, tol=1e-7, max_iter=200)
+    barrier = solve_exact(OPS, prob, tol=1e-7, max_iter=200)
+    both = pd.converged & barrier.converged
+    assert both.mean() > 0.9
+    # each certified value is within its own gap of the optimum, so within 2e-7 of the other
+    np.testing.assert_allclose(pd.i_q[both], barrier.i_q[both], atol=2e-7, rtol=0)
+    # the primal-dual pass needs several times fewer Newton steps
+    assert np.median(pd.iterations) * 2 < np.median(barrier.iterations)
+
+
+def test_uncertified_tables_fall_back_to_the_barrier(monkeypatch: pytest.MonkeyPatch) -> None:
+    P = tables(6, (4, 4, 3), 3)
+    reference = decompose_many(P)
+    monkeypatch.setattr(primal_dual, "MAX_STEPS", 2)  # too few steps to certify anything
+    prob = make_problem(OPS, P)
+    first = solve_primal_dual(OPS, prob, tol=1e-7, max_iter=200)
+    assert not first.converged.any() and first.stuck.all()
+    again = decompose_many(P)
+    assert again.converged.all() and (again.gap <= 1e-7).all()
+    np.testing.assert_allclose(again.synergy, reference.synergy, atol=2e-7, rtol=0)
+    assert (again.iterations > reference.iterations).all()  # the barrier's steps are counted
+
+
+def test_user_iteration_limit_is_not_a_stall() -> None:
+    prob = make_problem(OPS, tables(3, (4, 4, 3), 5))
+    out = solve_primal_dual(OPS, prob, tol=1e-7, max_iter=2)
+    assert not out.converged.any() and not out.stuck.any()
+    assert (out.iterations == 2).all()
+
+
+def test_structured_and_gram_schur_give_the_same_direction(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    prob = make_problem(OPS, tables(4, (6, 5, 4), 1, zero_frac=0.3))
+    lam = rng.normal(size=prob.p1.shape)
+    mu = rng.normal(size=prob.p2.shape)
+    _, pi = pair_lse(OPS, prob, lam, mu)
+    m = np.where(prob.active, rng.uniform(0.01, 1.0, size=prob.active.shape), 0.0)
+    v = rng.uniform(0.05, 2.0, size=m.shape)
+    w = np.where(prob.active, m - m / v, 0.0)
+    pin = newton.pin_mask(OPS, prob)
+    gl = np.where(prob.s1, rng.normal(size=prob.p1.shape), 0.0)
+    gm = np.where(prob.s2, rng.normal(size=prob.p2.shape), 0.0)
+    gram = newton.factor(OPS, prob, m, w, pi, pin).solve(gl, gm)
+    monkeypatch.setattr(OPS.__class__, "inv_cholesky", lambda self, a: None)
+    structured = newton.factor(OPS, prob, m, w, pi, pin).solve(gl, gm)
+    for a, b in zip(gram, structured):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+    # and the direction solves the unreduced system H d = -g on the free entries
+    hl, hm = newton.factor(OPS, prob, m, w, pi, pin).apply(*gram)
+    free_mu = ~pin
+    np.testing.assert_allclose(hl[prob.s1], -gl[prob.s1], atol=1e-9)
+    np.testing.assert_allclose(hm[free_mu], -gm[free_mu], atol=1e-9)
