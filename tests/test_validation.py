@@ -2,12 +2,11 @@
 
 `zoo:blind` was trained with every question paired with a random other image, so its
 predictions cannot depend on the image; `zoo:normal` was trained on matching pairs and loses
-accuracy without the image. mmpid must tell them apart, end to end: extraction through the
-same adapter as a hub model, discretisation, permutation null, bias correction, bootstrap.
-
-The sources get 8 clusters each (not the conservative 'auto' rule, which gives 5 at
-N = 2,000 and blurs the image's colours and shapes together); the bias correction and the
-null keep that honest: the blind model's image atoms stay at 0 with 8 clusters too.
+32 points of accuracy without the image. mmpid must tell them apart, end to end: extraction
+through the same adapter as a hub model, discretisation, permutation null, bias correction,
+bootstrap. Both run on the whole easy-vqa test split (9,673 questions) with the default
+'auto' clusters (7 per continuous variable in the span protocol, where Y is the 13-way
+prediction).
 """
 
 from __future__ import annotations
@@ -27,23 +26,21 @@ from mmpid.zoo import resolve
 
 pytestmark = pytest.mark.slow
 
-N = 2000
-CLUSTERS = 8
-SETTINGS = {"n_bootstrap": 100, "n_permutations": 50, "seed": 0}
+N = 9673  # the whole test split
+SETTINGS = {"clusters": "auto", "n_bootstrap": 100, "n_permutations": 50, "seed": 0}
+#: Issue 5's bar for normal's U_image + S (span protocol, last layer, Y = prediction).
+ISSUE_BAR = 0.5
 
 
 def _last_layer_estimate(model: str, protocol: str, out: Path) -> Estimate:
     adapter = load_adapter(str(resolve(model)), device="cpu")
-    data = load_dataset("easy-vqa", split="test", limit=N, seed=0)
-    extract(adapter, data, out, protocol=protocol, target="prediction", batch_size=32, progress=False)
+    data = load_dataset("easy-vqa", split="test")
+    extract(adapter, data, out, protocol=protocol, target="prediction", batch_size=64, progress=False)
     store = FeatureStore.open(out)
     x_image, x_text, y = store.load(store.layers[-1])
-    clusters: dict[str, int] = {"image": CLUSTERS, "text": CLUSTERS}
-    if protocol == "input-fusion":
-        clusters["target"] = CLUSTERS
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EstimateWarning)  # recorded in est.warnings
-        return estimate(x_image, x_text, y, clusters=clusters, **SETTINGS)
+        return estimate(x_image, x_text, y, **SETTINGS)
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +66,19 @@ def test_blind_model_has_no_image_information(estimates: dict) -> None:
 
 def test_normal_model_uses_the_image(estimates: dict) -> None:
     est = estimates["normal", "span"]
+    assert est.n == N
     image_only = est.unique_image.corrected + est.synergy.corrected
-    # Issue 5 asks for >= 0.5 bits; at the last layer the question tokens have already read
-    # the image (causal attention), so much of the image's information is redundancy there.
-    # Measured: U_image 0.12 [0.09, 0.14], S 0.05 [0.03, 0.07], R 0.36 bits.
-    assert image_only >= 0.1
+    # Measured: U_image 0.27 [0.26, 0.29], S 0.05 [0.04, 0.06], R 0.07 bits (7 clusters each).
+    assert image_only >= 0.25
     assert est.unique_image.ci_low > 0.0
-    assert est.redundancy.ci_low > 0.1
+    assert est.synergy.ci_low > 0.0
+
+
+@pytest.mark.xfail(strict=True, reason="issue 5 asks U_image + S >= 0.5 bits; measured 0.32 with auto clusters: 7 "
+                   "clusters of normal's image span cannot hold both its shape and its colour (README, the zoo)")
+def test_normal_image_information_reaches_the_issue_bar(estimates: dict) -> None:
+    est = estimates["normal", "span"]
+    assert est.unique_image.corrected + est.synergy.corrected >= ISSUE_BAR
 
 
 @pytest.mark.parametrize("protocol", ["span", "input-fusion"])

@@ -97,7 +97,7 @@ class TrainReport:
     threads : int
         torch CPU threads during training.
     train_seconds : float
-        Wall time of the optimisation loop.
+        Wall time of the optimisation loops (vision pretraining, if any, included).
     final_loss : float
         Mean answer-token cross-entropy of the last 50 steps, nats.
     test : dict
@@ -176,7 +176,7 @@ def _train(recipe, *, seed: int, out: Path, device: str, progress: bool) -> Trai
 
     from mmpid.zoo._data import load_split
     from mmpid.zoo.evaluate import evaluate, text_only_accuracy
-    from mmpid.zoo.recipe import build_model, build_processor, encode_split, fit
+    from mmpid.zoo.recipe import build_model, build_processor, encode_split, fit, image_labels, pretrain_vision
     from mmpid.zoo.tokenizer import ANSWERS
 
     log = (lambda s: print(s, flush=True)) if progress else None
@@ -187,6 +187,10 @@ def _train(recipe, *, seed: int, out: Path, device: str, progress: bool) -> Trai
     test_split = load_split("test")
     test_data = encode_split(test_split, processor)
     model = build_model(recipe, tok, seed=seed)
+    pretrained = {"seconds": 0.0, "final_loss": None}
+    if recipe.vision_pretrain_steps:
+        shape, colour = image_labels(train_split.answers, train_split.image_ids, len(train_split.images))
+        pretrained = pretrain_vision(model, train_data, shape, colour, recipe, seed=seed, device=device, log=log)
     fitted = fit(model, train_data, recipe, pad_id=tok.pad_token_id, seed=seed, device=device, log=log)
     answer_ids = tok.convert_tokens_to_ids(list(ANSWERS))
     test = evaluate(model, test_data, pad_id=tok.pad_token_id, answer_token_ids=answer_ids, device=device)
@@ -200,13 +204,14 @@ def _train(recipe, *, seed: int, out: Path, device: str, progress: bool) -> Trai
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file() and p.name not in (CARD_FILE, INFO_FILE))
     report = TrainReport(
         name=recipe.name, seed=seed, out_dir=str(out), device=str(device), threads=torch.get_num_threads(),
-        train_seconds=round(fitted["seconds"], 1), final_loss=fitted["final_loss"], test=test.to_dict(),
+        train_seconds=round(pretrained["seconds"] + fitted["seconds"], 1), final_loss=fitted["final_loss"], test=test.to_dict(),
         subset_accuracy=subset, size_bytes=size, recipe=recipe.to_dict(),
     )
     record = {
         **report.to_dict(),
         "out_dir": None,
         "loss_curve": fitted["loss_curve"],
+        "vision_pretrain_final_loss": pretrained["final_loss"],
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "subset_size": SUBSET_SIZE,
         "text_only_accuracy": text_only_accuracy(
