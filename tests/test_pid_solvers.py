@@ -81,3 +81,15 @@ def test_structured_and_gram_schur_give_the_same_direction(monkeypatch: pytest.M
     free_mu = ~pin
     np.testing.assert_allclose(hl[prob.s1], -gl[prob.s1], atol=1e-9)
     np.testing.assert_allclose(hm[free_mu], -gm[free_mu], atol=1e-9)
+
+
+@pytest.mark.parametrize("definite", [True, False])
+def test_factor_pd_reads_only_the_lower_triangle(definite: bool) -> None:
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(3, 6, 6))
+    a = a @ np.swapaxes(a, -1, -2) + (6.0 if definite else -2.0) * np.eye(6)  # symmetric
+    b = rng.normal(size=(3, 6, 2))
+    low = np.tril(a) + np.triu(rng.normal(size=a.shape), 1)  # garbage above the diagonal
+    kind, _ = fac = OPS.factor_pd(low)
+    assert kind == ("chol" if definite else "lu")
+    np.testing.assert_allclose(OPS.solve_factored(fac, b), np.linalg.solve(a, b), rtol=1e-9, atol=1e-9)

@@ -157,7 +157,8 @@ class Ops:
         return a @ b
 
     def factor_pd(self, a: Any) -> tuple[str, Any]:
-        """Factorise a stack of symmetric positive definite matrices (..., n, n).
+        """Factorise a stack of symmetric positive definite matrices (..., n, n), of
+        which only the lower triangles are read.
 
         Cholesky when every matrix of the stack admits it, LU otherwise (nearly
         singular stacks); numpy's LU keeps the matrices and factorises at each solve.
@@ -166,11 +167,13 @@ class Ops:
             try:
                 return ("chol", np.linalg.cholesky(a))
             except np.linalg.LinAlgError:
-                return ("lu", a)
+                low = np.tril(a)
+                return ("lu", low + np.swapaxes(np.tril(a, -1), -1, -2))
         xp = self.xp
         chol, info = xp.linalg.cholesky_ex(a)
         if bool((info != 0).any()):
-            return ("lu", xp.linalg.lu_factor(a))
+            sym = xp.tril(a) + xp.tril(a, -1).transpose(-1, -2)
+            return ("lu", xp.linalg.lu_factor(sym))
         return ("chol", chol)
 
     def solve_factored(self, fac: tuple[str, Any], b: Any) -> Any:
@@ -208,16 +211,15 @@ class Ops:
         return self.xp.linalg.inv(chol)
 
     def gram(self, y: Any) -> Any:
-        """y^T y for a stack y (B, k, n), shape (B, n, n)."""
+        """y^T y for a stack y (B, k, n), shape (B, n, n). numpy fills only the lower
+        triangle (BLAS syrk per matrix, half the flops of a general product): pass the
+        result to `factor_pd`, which reads only that triangle."""
         if self.name == "numpy":
-            # BLAS syrk (half the flops of a general product) per matrix, then the
-            # upper triangle mirrored from the lower one.
             from scipy.linalg.blas import dsyrk
 
             out = np.empty((y.shape[0], y.shape[2], y.shape[2]))
             for i in range(y.shape[0]):
-                low = dsyrk(1.0, y[i], trans=1, lower=1)
-                out[i] = low + np.tril(low, -1).T
+                out[i] = dsyrk(1.0, y[i], trans=1, lower=1)
             return out
         return self.permute(y, (0, 2, 1)) @ y
 

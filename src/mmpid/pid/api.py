@@ -24,7 +24,8 @@ DEFAULTS = {
     "exact": {"tol": 1e-7, "max_iter": 200},
     "ipfp": {"tol": 1e-8, "max_iter": 1000},
 }
-# Tables per solver call, bounded so the Newton blocks (B n1 n2 ny^2 floats) stay ~100 MB.
+# Tables per solver call, bounded so the Newton blocks (B n1 n2 ny^2 floats) stay ~8 MB
+# (small blocks stay in cache; measured faster than ~100 MB ones).
 _BLOCK_FLOATS = 1_000_000
 # Alternations of the IPFP fallback for tables the Newton solver cannot certify.
 _FALLBACK_ITER = 2000
@@ -95,7 +96,7 @@ def decompose(p: Any, *, method: str = "exact", tol: float | None = None,
     ----------
     p : array-like (n1, n2, ny), non-negative: p(x1, x2, y), or counts (normalised here).
         Axes 0 and 1 are the sources, axis 2 the target.
-    method : "exact" (certified barrier Newton solver) or "ipfp" (the paper's solver).
+    method : "exact" (certified primal-dual interior-point solver) or "ipfp" (the paper's solver).
     tol : "exact": the certified gap to reach, bits (default 1e-7). "ipfp": relative
         objective change that stops it (default 1e-8, as in the paper).
     max_iter : Newton steps ("exact", default 200) or outer alternations ("ipfp", 1000).
@@ -170,14 +171,13 @@ def _decompose_many(P: np.ndarray, *, method: str, tol: float, max_iter: int, ba
 
 
 def _fallback(ops: Any, prob: Any, out: Any, *, tol: float, max_iter: int) -> Any:
-    """Tables the Newton solver left uncertified: solve them again with a looser
-    centring threshold, then run the alternating (IPFP) solver on those still
-    uncertified until its own certificate reaches tol (or _FALLBACK_ITER
-    alternations), keeping the better certificate each time.
+    """Tables the primal-dual pass left uncertified: solve them with the barrier
+    method, again with a looser centring threshold, then run the alternating (IPFP)
+    solver on those still uncertified until its own certificate reaches tol (or
+    _FALLBACK_ITER alternations), keeping the better certificate each time.
 
-    Rare (degenerate sparse tables, with q* = 0 on some pairs, whose barrier problem
-    has no minimiser in some directions); the extra steps and alternations are added
-    to the table's iterations.
+    Rare (degenerate sparse tables, with q* = 0 on some pairs whose constraint is also
+    tight); the extra steps and alternations are added to the table's iterations.
     """
     out = _keep_better(ops, prob, out, tol, lambda sub: solve_exact(
         ops, sub, tol=tol, max_iter=max_iter))
