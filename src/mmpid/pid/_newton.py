@@ -71,11 +71,11 @@ class NewtonSystem:
     def _solve_once(self, gl: Any, gm: Any) -> tuple[Any, Any]:
         ops = self.ops
         B, n2, ny = gm.shape
-        xg = ops.einsum("zaij,zaj->zai", self.nd1i, gl)  # -D1^-1 gλ
+        xg = (self.nd1i @ gl[..., None])[..., 0]  # -D1^-1 gλ
         r = -gm - ct_apply(ops, self.mpi, self.pi, self.wpi, xg)  # -gμ + C^T D1^-1 gλ
         r = ops.where(self.pinf, 0.0, r.reshape(B, n2 * ny))
         dmu = ops.solve_factored(self.schur, r[..., None])[..., 0].reshape(B, n2, ny)
-        dlam = xg + ops.einsum("zaij,zaj->zai", self.nd1i, c_apply(ops, self.mpi, self.pi, self.wpi, dmu))
+        dlam = xg + (self.nd1i @ c_apply(ops, self.mpi, self.pi, self.wpi, dmu)[..., None])[..., 0]
         return dlam, dmu
 
 
@@ -88,7 +88,7 @@ def factor(ops: Ops, prob: Problem, m: Any, w: Any, pi: Any, pin: Any) -> Newton
     wpi = w[..., None] * pi
     # D1[x1] = diag(Σ_x2 m π) - Σ_x2 w π π^T ; unsupported λ get a unit diagonal.
     # Diagonals are updated in place through views: these stacks are the big arrays.
-    d1 = -ops.einsum("zabi,zabj->zaij", wpi, pi)
+    d1 = -(ops.permute(wpi, (0, 1, 3, 2)) @ pi)  # Σ_x2 wπ π^T, (B, n1, ny, ny)
     dg = ops.diag_view(d1, -2, -1)
     dg += q1 + ops.where(prob.s1, 0.0, 1.0)
     dg += RIDGE * ops.max(ops.abs(dg), axis=(1, 2))[:, None, None]
@@ -104,7 +104,7 @@ def factor(ops: Ops, prob: Problem, m: Any, w: Any, pi: Any, pin: Any) -> Newton
         schur = _schur_gram(ops, l1i, mpi, pi, wpi)
     # + D2 block by block: D2[x2] = diag(Σ_x1 m π) - Σ_x1 w π π^T
     blocks = ops.diag_view(schur.reshape(B, n2, ny, n2, ny), 1, 3)  # (B, ny, ny, n2)
-    blocks -= ops.permute(ops.einsum("zabi,zabj->zbij", wpi, pi), (0, 2, 3, 1))
+    blocks -= ops.permute(ops.permute(wpi, (0, 2, 3, 1)) @ ops.permute(pi, (0, 2, 1, 3)), (0, 2, 3, 1))
     pinf = pin.reshape(B, n2 * ny)
     keep = ops.astype_float(~pinf)
     schur *= keep[:, :, None]
