@@ -57,6 +57,23 @@ class Ops:
             return np.eye(n)
         return self.xp.eye(n, dtype=self.xp.float64, device=self.device)
 
+    def arange(self, n: int) -> Any:
+        if self.name == "numpy":
+            return np.arange(n)
+        return self.xp.arange(n, device=self.device)
+
+    def int_zeros(self, n: int) -> Any:
+        """(n,) int64 zeros (counters)."""
+        if self.name == "numpy":
+            return np.zeros(n, dtype=np.int64)
+        return self.xp.zeros(n, dtype=self.xp.int64, device=self.device)
+
+    def bool_zeros(self, n: int) -> Any:
+        """(n,) False (flags)."""
+        if self.name == "numpy":
+            return np.zeros(n, dtype=bool)
+        return self.xp.zeros(n, dtype=self.xp.bool, device=self.device)
+
     def astype_float(self, x: Any) -> Any:
         if self.name == "numpy":
             return x.astype(np.float64)

@@ -29,7 +29,7 @@ from typing import Any
 
 from mmpid.pid import _newton as newton
 from mmpid.pid._backend import NEG, Ops
-from mmpid.pid._problem import LN2, Problem, certify, pair_lse
+from mmpid.pid._problem import LN2, Problem, Record, pair_lse
 
 # Barrier schedule: t is multiplied by a shrink factor once the scaled Newton
 # decrement δ²/t is below CENTRED. The factor grows with the number K of active pairs,
@@ -108,29 +108,11 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int,
     t_floor = 0.5 * tol * LN2 / ops.maximum(prob.n_active, 1.0)
     shrink = SHRINK * (prob.n_active / 400.0) ** 0.5
     shrink = ops.minimum(ops.maximum(shrink, SHRINK), SHRINK_MAX)
-    xp = ops.xp
-    if ops.name == "numpy":
-        iters = xp.zeros(B, dtype=xp.int64)
-        floor_steps = xp.zeros(B, dtype=xp.int64)
-        stage_steps = xp.zeros(B, dtype=xp.int64)
-        done = xp.zeros(B, dtype=bool)
-        stalled = xp.zeros(B, dtype=bool)
-        arange = xp.arange
-    else:
-        iters = xp.zeros(B, dtype=xp.int64, device=ops.device)
-        floor_steps = xp.zeros(B, dtype=xp.int64, device=ops.device)
-        stage_steps = xp.zeros(B, dtype=xp.int64, device=ops.device)
-        done = xp.zeros(B, dtype=xp.bool, device=ops.device)
-        stalled = xp.zeros(B, dtype=xp.bool, device=ops.device)
-
-        def arange(n):
-            return xp.arange(n, device=ops.device)
-
-    i_q = ops.zeros((B,))
-    gap = ops.full((B,), float("inf"))
-    merr = ops.zeros((B,))
+    iters, floor_steps, stage_steps = ops.int_zeros(B), ops.int_zeros(B), ops.int_zeros(B)
+    done, stalled = ops.bool_zeros(B), ops.bool_zeros(B)
+    rec = Record.empty(ops, B)
     for it in range(max_iter + 1):
-        idx = arange(B)[~done]
+        idx = ops.arange(B)[~done]
         if idx.shape[0] == 0:
             break
         sub = prob.take(ops, idx)
@@ -143,12 +125,7 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int,
         floor_steps[idx] = floor_steps[idx] + cand
         if last:
             cand = idx >= 0  # every table still running
-        finished = idx < 0  # none, until certified
-        if bool(cand.any()):
-            ci = arange(idx.shape[0])[cand]
-            cert = certify(ops, sub.take(ops, ci), m[ci, ..., None] * pi[ci], lam_i[ci], mu_i[ci])
-            i_q[idx[ci]], gap[idx[ci]], merr[idx[ci]] = cert.i_q, cert.gap, cert.marginal_error
-            finished[ci] = cert.gap <= tol
+        finished = rec.certify_some(ops, sub, idx, cand, m[..., None] * pi, lam_i, mu_i, tol)
         # Tables stuck near the final t (a barrier problem without minimiser in some
         # directions) stop here uncertified; the caller's fallback takes them over.
         # So are tables that spend STALL_STEPS steps on one earlier stage.
@@ -178,4 +155,4 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int,
         centred = ((dec / t_i < centred_at) | (alpha == 0)) & ~finished
         t[idx] = ops.where(centred, ops.maximum(t_i * shrink[idx], t_floor[idx]), t_i)
         stage_steps[idx] = (stage_steps[idx] + 1) * ~(centred | cand)
-    return ExactOut(i_q, gap, merr, iters, gap <= tol, stalled)
+    return ExactOut(rec.i_q, rec.gap, rec.marginal_error, iters, rec.gap <= tol, stalled)

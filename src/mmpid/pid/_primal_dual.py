@@ -31,7 +31,7 @@ from typing import Any
 from mmpid.pid import _newton as newton
 from mmpid.pid._backend import Ops
 from mmpid.pid._exact import ExactOut, init_dual
-from mmpid.pid._problem import LN2, Problem, certify, pair_lse
+from mmpid.pid._problem import LN2, Problem, Record, pair_lse
 
 # Fraction of the distance to the boundary of m, v >= 0 that a step may cover.
 TO_BOUNDARY = 0.99
@@ -65,16 +65,11 @@ def solve_primal_dual(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> 
     m = ops.sum(q0, axis=-1)  # pair masses of q0, so that m π = q0 is primal feasible
     pin = newton.pin_mask(ops, prob)
     steps = min(max_iter, MAX_STEPS)
-    xp = ops.xp
-    kw = {} if ops.name == "numpy" else {"device": ops.device}
-    iters = xp.zeros(B, dtype=xp.int64, **kw)
-    done = xp.zeros(B, dtype=bool if ops.name == "numpy" else xp.bool, **kw)
-    arange = (lambda n: xp.arange(n, **kw))
-    i_q = ops.zeros((B,))
-    gap = ops.full((B,), float("inf"))
-    merr = ops.zeros((B,))
+    iters = ops.int_zeros(B)
+    done = ops.bool_zeros(B)
+    rec = Record.empty(ops, B)
     for it in range(steps + 1):
-        idx = arange(B)[~done]
+        idx = ops.arange(B)[~done]
         if idx.shape[0] == 0:
             break
         sub = prob.take(ops, idx)
@@ -85,12 +80,7 @@ def solve_primal_dual(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> 
         cand = comp <= tol * LN2
         if it == steps:
             cand = idx >= 0
-        finished = idx < 0
-        if bool(cand.any()):
-            ci = arange(idx.shape[0])[cand]
-            cert = certify(ops, sub.take(ops, ci), m_i[ci, ..., None] * pi_i[ci], lam_i[ci], mu_i[ci])
-            i_q[idx[ci]], gap[idx[ci]], merr[idx[ci]] = cert.i_q, cert.gap, cert.marginal_error
-            finished[ci] = cert.gap <= tol
+        finished = rec.certify_some(ops, sub, idx, cand, m_i[..., None] * pi_i, lam_i, mu_i, tol)
         done[idx] = finished
         if it == steps:
             break
@@ -141,5 +131,5 @@ def solve_primal_dual(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> 
         iters[idx] = iters[idx] + (~finished)
     # Out of this pass's own step budget (not the caller's max_iter): the barrier
     # method takes the table over.
-    stuck = (gap > tol) & (steps < max_iter)
-    return ExactOut(i_q, gap, merr, iters, gap <= tol, stuck)
+    stuck = (rec.gap > tol) & (steps < max_iter)
+    return ExactOut(rec.i_q, rec.gap, rec.marginal_error, iters, rec.gap <= tol, stuck)

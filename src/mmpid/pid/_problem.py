@@ -173,3 +173,30 @@ def certify(ops: Ops, prob: Problem, q: Any, lam: Any, mu: Any) -> Certificate:
         gap=ops.maximum(f - lower, 0.0) / LN2,
         marginal_error=marginal_error(ops, prob, q),
     )
+
+
+@dataclass
+class Record:
+    """The best certificate so far of every table of a stack (B,), filled by the solvers."""
+
+    i_q: Any
+    gap: Any
+    marginal_error: Any
+
+    @classmethod
+    def empty(cls, ops: Ops, B: int) -> Record:
+        return cls(ops.zeros((B,)), ops.full((B,), float("inf")), ops.zeros((B,)))
+
+    def certify_some(self, ops: Ops, sub: Problem, idx: Any, cand: Any, q: Any, lam: Any,
+                     mu: Any, tol: float) -> Any:
+        """Certify the working-set tables flagged by `cand` (q, λ, μ of the working set,
+        whose tables sit at positions `idx` of the stack); returns which of the working
+        set are now certified to tol bits."""
+        finished = ops.bool_zeros(idx.shape[0])
+        if bool(cand.any()):
+            ci = ops.arange(idx.shape[0])[cand]
+            cert = certify(ops, sub.take(ops, ci), q[ci], lam[ci], mu[ci])
+            at = idx[ci]
+            self.i_q[at], self.gap[at], self.marginal_error[at] = cert.i_q, cert.gap, cert.marginal_error
+            finished[ci] = cert.gap <= tol
+        return finished
