@@ -204,7 +204,8 @@ def _train(recipe, *, seed: int, out: Path, device: str, progress: bool) -> Trai
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file() and p.name not in (CARD_FILE, INFO_FILE))
     report = TrainReport(
         name=recipe.name, seed=seed, out_dir=str(out), device=str(device), threads=torch.get_num_threads(),
-        train_seconds=round(pretrained["seconds"] + fitted["seconds"], 1), final_loss=fitted["final_loss"], test=test.to_dict(),
+        train_seconds=round(pretrained["seconds"] + fitted["seconds"], 1), final_loss=fitted["final_loss"],
+        test=test.to_dict(),
         subset_accuracy=subset, size_bytes=size, recipe=recipe.to_dict(),
     )
     record = {

@@ -56,17 +56,20 @@ def render_card(record: dict[str, Any]) -> str:
     v = record["versions"]
     pretrain = []
     if r.get("vision_pretrain_steps", 0):
+        read = (
+            "last hidden state (what the connector reads), mean-pooled over the patches" if idefics
+            else "features (the layer the projector reads, CLS dropped), mean-pooled over the image tokens"
+        )
         pretrain = [
-            f"- before that, vision pretraining ({r['vision_pretrain_steps']} steps): the CLIP tower's image "
-            "features (the layer the projector reads, CLS dropped), mean-pooled over the image tokens, feed two "
-            "linear heads (discarded afterwards) that classify each training image's shape (3 classes) and "
-            "colour (8 classes); the labels are read from the training split's own answers (an image none of "
-            "whose questions names its shape or colour is unlabelled for that head); AdamW, constant lr "
+            f"- before that, vision pretraining ({r['vision_pretrain_steps']} steps): the vision tower's {read}, "
+            "feed two linear heads (discarded afterwards) that classify each training image's shape (3 classes) "
+            "and colour (8 classes); the labels are read from the training split's own answers (an image none "
+            "of whose questions names its shape or colour is unlabelled for that head); AdamW, constant lr "
             f"{r['lr']:g}, batch {r['batch_size']} images, gradient norm clipped at 1; final loss "
-            f"{record.get('vision_pretrain_final_loss', float('nan')):.4f} nats. Real LLaVA starts from a "
-            "pretrained CLIP tower; trained from scratch with the answer-token loss alone, this tower learns "
-            "colours but not shapes (the earlier zoo:normal, trained that way for 5,000 steps at lr 0.005: "
-            "80.4% test accuracy, 'what shape' questions at 35%)",
+            f"{record.get('vision_pretrain_final_loss', float('nan')):.4f} nats. Real LLaVA and Idefics3 start "
+            "from a pretrained vision tower; trained from scratch with the answer-token loss alone, the tower "
+            "of the earlier zoo:normal learned colours but not shapes (5,000 steps at lr 0.005: 80.4% test "
+            "accuracy, 'what shape' questions at 35%)",
         ]
     lines = [
         f"# zoo:{r['name']}",

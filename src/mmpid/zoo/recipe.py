@@ -15,7 +15,7 @@ The training signal is the language-model loss on the answer token only: the log
 the LM head at the last prompt position, over the whole vocabulary, against the answer's
 token. No other position is trained.
 
-A recipe may first pretrain the vision tower (``vision_pretrain_steps > 0``, LLaVA only), as
+A recipe may first pretrain the vision tower (``vision_pretrain_steps > 0``), as
 real LLaVA starts from a pretrained CLIP tower: the tower's mean-pooled image features are
 trained, through two linear heads that are then discarded, to classify each training image's
 shape and colour (labels read from the training split's own answers: :func:`image_labels`).
@@ -68,8 +68,7 @@ class Recipe:
         AdamW peak learning rate and weight decay.
     vision_pretrain_steps : int
         Steps of vision-tower pretraining on image labels before the answer-token training
-        (0: none; LLaVA family only; constant lr ``lr``, same batch size); see
-        :func:`pretrain_vision`.
+        (0: none; constant lr ``lr``, same batch size); see :func:`pretrain_vision`.
     """
 
     name: str
@@ -105,11 +104,8 @@ class Recipe:
             )
         steps = self.vision_pretrain_steps
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-            raise InputError(f"The 'vision_pretrain_steps' parameter must be a non-negative int. Got {steps!r} instead.")
-        if steps and self.family != "llava":
             raise InputError(
-                f"The 'vision_pretrain_steps' parameter must be 0 for the {self.family} family "
-                f"(vision pretraining is implemented for llava only). Got {steps}."
+                f"The 'vision_pretrain_steps' parameter must be a non-negative int. Got {steps!r} instead."
             )
         if self.family == "llava" and self.scale_factor != 1:
             raise InputError(f"The 'scale_factor' parameter must be 1 for the llava family. Got {self.scale_factor}.")
@@ -147,16 +143,11 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="shuffle",
             description="Idefics3-style: a 4-token image budget made by pixel-shuffling 2x2 neighbouring "
-            "patches (patch 16) into one token before a linear connector.",
+            "patches (patch 16) into one token before a linear connector; the same recipe as normal "
+            "(vision pretraining included).",
             family="idefics3",
-            patch_size=16,
             scale_factor=2,
-            vision_hidden=64,
-            vision_layers=2,
-            text_layers=3,
-            steps=3000,
-            lr=5e-3,
-            warmup_steps=150,
+            **_BASE,
         ),
     )
 }
@@ -405,10 +396,11 @@ def pretrain_vision(
     device: str = "cpu",
     log: Callable[[str], None] | None = None,
 ) -> dict:
-    """Pretrain a LLaVA model's vision tower in place to classify each image's shape and colour.
+    """Pretrain a zoo model's vision tower in place to classify each image's shape and colour.
 
-    The tower's features that the projector reads (layer ``vision_feature_layer``, CLS dropped),
-    mean-pooled over the image tokens, feed two linear heads (discarded afterwards); the loss
+    The tower's features that the connector reads (LLaVA: layer ``vision_feature_layer``, CLS
+    dropped; Idefics3: the last hidden state), mean-pooled over the patches, feed two linear
+    heads (discarded afterwards); the loss
     is the sum of the two cross-entropies over the labelled images. AdamW at constant lr
     ``recipe.lr``, ``recipe.batch_size`` images per step (drawn with replacement),
     ``recipe.vision_pretrain_steps`` steps, gradient norm clipped at 1. Nothing else of the
@@ -429,8 +421,15 @@ def pretrain_vision(
 
     rng = np.random.default_rng([seed, 1])
     torch.manual_seed(seed)
-    tower = model.model.vision_tower
-    layer = model.config.vision_feature_layer
+    idefics3 = recipe.family == "idefics3"
+    tower = model.model.vision_model if idefics3 else model.model.vision_tower
+    layer = None if idefics3 else model.config.vision_feature_layer
+
+    def pooled_features(pixels):
+        if idefics3:  # pixels (B, 1, 3, H, W): one image per question
+            return tower(pixel_values=pixels.flatten(0, 1)).last_hidden_state.mean(1)
+        return tower(pixel_values=pixels, output_hidden_states=True).hidden_states[layer][:, 1:].mean(1)
+
     heads = torch.nn.ModuleList(
         [torch.nn.Linear(recipe.vision_hidden, len(SHAPES)), torch.nn.Linear(recipe.vision_hidden, len(COLOURS))]
     )
@@ -443,8 +442,7 @@ def pretrain_vision(
     start = time.perf_counter()
     for step in range(recipe.vision_pretrain_steps):
         rows = torch.from_numpy(rng.integers(0, data.pixels.shape[0], size=recipe.batch_size))
-        hidden = tower(pixel_values=data.pixels[rows].to(device), output_hidden_states=True).hidden_states[layer]
-        pooled = hidden[:, 1:].mean(1)
+        pooled = pooled_features(data.pixels[rows].to(device))
         loss = sum(F.cross_entropy(head(pooled), y[rows].to(device), ignore_index=-1) for head, y in zip(heads, labels))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -454,7 +452,8 @@ def pretrain_vision(
         if log is not None and (step + 1) % 50 == 0:
             log(f"{recipe.name} vision pretraining step {step + 1}/{recipe.vision_pretrain_steps} "
                 f"loss {np.mean(losses[-50:]):.4f} {time.perf_counter() - start:.0f}s")
-    return {"seconds": time.perf_counter() - start, "final_loss": float(np.mean(losses[-50:])) if losses else float("nan")}
+    final = float(np.mean(losses[-50:])) if losses else float("nan")
+    return {"seconds": time.perf_counter() - start, "final_loss": final}
 
 
 def fit(
