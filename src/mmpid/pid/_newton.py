@@ -115,33 +115,34 @@ def factor(ops: Ops, prob: Problem, m: Any, w: Any, pi: Any, pin: Any) -> Newton
     return NewtonSystem(ops, nd1i, mpi, pi, wpi, ops.factor_pd(schur), pinf, prob.s1, prob.s2)
 
 
-def _coupling(ops: Ops, mpi: Any, pi: Any, wpi: Any) -> Any:
-    """C laid out as (B, n1, ny, n2 * ny)."""
+def _left_times_coupling(ops: Ops, left: Any, mpi: Any, pi: Any, wpi: Any) -> Any:
+    """left C for a block-diagonal left (B, n1, ny, ny), shape (B, n1, ny, n2 * ny).
+
+    From C's structure, without forming C: (left C)[x1, k, x2, y'] =
+    left[x1, k, y'] Q[x1, x2, y'] - (left wπ)[x1, k, x2] π[x1, x2, y'] with Q = m π.
+    """
     B, n1, n2, ny = pi.shape
-    cm = -(ops.permute(wpi, (0, 1, 3, 2))[..., None] * pi[:, :, None, :, :])
-    dg = ops.diag_view(cm, 2, 4)  # (B, n1, n2, ny)
-    dg += mpi
-    return cm.reshape(B, n1, ny, n2 * ny)
+    out = left[:, :, :, None, :] * mpi[:, :, None, :, :]  # (B, n1, ny, n2, ny)
+    a = left @ ops.permute(wpi, (0, 1, 3, 2))  # (B, n1, ny, n2)
+    out -= a[..., None] * pi[:, :, None, :, :]
+    return out.reshape(B, n1, ny, n2 * ny)
 
 
 def _schur_gram(ops: Ops, l1i: Any, mpi: Any, pi: Any, wpi: Any) -> Any:
     """-C^T D1^-1 C = -(L1^-1 C)^T (L1^-1 C), shape (B, n2 * ny, n2 * ny)."""
     B, n1, n2, ny = pi.shape
-    y = (l1i @ _coupling(ops, mpi, pi, wpi)).reshape(B, n1 * ny, n2 * ny)
+    y = _left_times_coupling(ops, l1i, mpi, pi, wpi).reshape(B, n1 * ny, n2 * ny)
     return -ops.gram(y)
 
 
 def _schur_structured(ops: Ops, nd1i: Any, mpi: Any, pi: Any, wpi: Any) -> Any:
     """-C^T D1^-1 C from C's structure, shape (B, n2 * ny, n2 * ny).
 
-    With X = -D1^-1 C, X[x1, y, x2, y'] = nd1i[x1, y, y'] Q[x1, x2, y'] - A[x1, y, x2]
-    π[x1, x2, y'] (Q = m π, A = nd1i wπ), and C^T X sums Q-weighted rows of X per y
+    With X = -D1^-1 C (`_left_times_coupling`), C^T X sums Q-weighted rows of X per y
     minus π-weighted sums over x1 of (wπ)-weighted sums over y.
     """
     B, n1, n2, ny = pi.shape
-    a = ops.einsum("zayk,zabk->zayb", nd1i, wpi)  # (B, n1, ny, n2)
-    x = nd1i[:, :, :, None, :] * mpi[:, :, None, :, :] - a[..., None] * pi[:, :, None, :, :]
-    x = x.reshape(B, n1, ny, n2 * ny)
+    x = _left_times_coupling(ops, nd1i, mpi, pi, wpi)
     first = ops.permute(mpi, (0, 3, 2, 1)) @ ops.permute(x, (0, 2, 1, 3))  # (B, ny, n2, c)
     t = wpi @ x  # (B, n1, n2, c): Σ_y wπ[x1, x2, y] X[x1, y, c]
     second = ops.permute(pi, (0, 2, 3, 1)) @ ops.permute(t, (0, 2, 1, 3))  # (B, n2, ny, c)
