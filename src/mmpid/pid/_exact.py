@@ -125,7 +125,7 @@ def solve_exact(ops: Ops, prob: Problem, *, tol: float, max_iter: int,
         floor_steps[idx] = floor_steps[idx] + cand
         if last:
             cand = idx >= 0  # every table still running
-        finished = rec.certify_some(ops, sub, idx, cand, m[..., None] * pi, lam_i, mu_i, tol)
+        finished = rec.certify_some(ops, sub, idx, cand, m, pi, lam_i, mu_i, tol)
         # Tables stuck near the final t (a barrier problem without minimiser in some
         # directions) stop here uncertified; the caller's fallback takes them over.
         # So are tables that spend STALL_STEPS steps on one earlier stage.

@@ -63,50 +63,52 @@ def solve_primal_dual(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> 
     py = ops.where(prob.py > 0, prob.py, 1.0)[:, None, None, :]
     q0 = ops.where(prob.support, prob.p1[:, :, None, :] * prob.p2[:, None, :, :] / py, 0.0)
     m = ops.sum(q0, axis=-1)  # pair masses of q0, so that m π = q0 is primal feasible
-    pin = newton.pin_mask(ops, prob)
     steps = min(max_iter, MAX_STEPS)
     iters = ops.int_zeros(B)
-    done = ops.bool_zeros(B)
     rec = Record.empty(ops, B)
+    # The working set: the unfinished tables, compacted whenever some finish (idx maps
+    # them to their positions in the stack).
+    idx, sub, pin = ops.arange(B), prob, newton.pin_mask(ops, prob)
     for it in range(steps + 1):
-        idx = ops.arange(B)[~done]
-        if idx.shape[0] == 0:
-            break
-        sub = prob.take(ops, idx)
-        lam_i, mu_i, m_i, v_i, s_i, pi_i = lam[idx], mu[idx], m[idx], v[idx], s[idx], pi[idx]
         act = sub.active
-        comp = ops.sum(ops.where(act, m_i * v_i, 0.0), axis=(1, 2))  # Σ m v, nats
+        comp = ops.sum(ops.where(act, m * v, 0.0), axis=(1, 2))  # Σ m v, nats
         # Certify once the complementarity gap is within the budget (and at the end).
         cand = comp <= tol * LN2
         if it == steps:
             cand = idx >= 0
-        finished = rec.certify_some(ops, sub, idx, cand, m_i[..., None] * pi_i, lam_i, mu_i, tol)
-        done[idx] = finished
+        finished = rec.certify_some(ops, sub, idx, cand, m, pi, lam, mu, tol)
         if it == steps:
             break
+        if bool(finished.any()):
+            keep = ops.arange(idx.shape[0])[~finished]
+            if keep.shape[0] == 0:
+                break
+            idx, sub, pin = idx[keep], sub.take(ops, keep), pin[keep]
+            lam, mu, m, v, s, pi = (x[keep] for x in (lam, mu, m, v, s, pi))
+            act, comp = sub.active, comp[keep]
         tau = comp / ops.maximum(sub.n_active, 1.0)
-        system = newton.factor(ops, sub, m_i, ops.where(act, m_i - m_i / v_i, 0.0), pi_i, pin[idx])
-        rs = ops.where(act, s_i + v_i, 0.0)
-        vsafe = ops.where(act, v_i, 1.0)
+        system = newton.factor(ops, sub, m, ops.where(act, m - m / v, 0.0), pi, pin)
+        rs = ops.where(act, s + v, 0.0)
+        vsafe = ops.where(act, v, 1.0)
 
         def direction(target: Any, refine: int) -> tuple[Any, Any, Any, Any]:
             """Newton direction for complementarity m v -> target (B, n1, n2)."""
-            m_eff = ops.where(act, (target + m_i * rs) / vsafe, 0.0)
-            q = m_eff[..., None] * pi_i
+            m_eff = ops.where(act, (target + m * rs) / vsafe, 0.0)
+            q = m_eff[..., None] * pi
             gl = ops.where(sub.s1, ops.sum(q, axis=2) - sub.p1, 0.0)
             gm = ops.where(sub.s2, ops.sum(q, axis=1) - sub.p2, 0.0)
             dlam, dmu = system.solve(gl, gm, refine=refine)
-            pdz = ops.sum(pi_i * (dlam[:, :, None, :] + dmu[:, None, :, :]), axis=-1)
+            pdz = ops.sum(pi * (dlam[:, :, None, :] + dmu[:, None, :, :]), axis=-1)
             dv = ops.where(act, -rs - pdz, 0.0)
-            dm = ops.where(act, (target - m_i * v_i + m_i * rs + m_i * pdz) / vsafe, 0.0)
+            dm = ops.where(act, (target - m * v + m * rs + m * pdz) / vsafe, 0.0)
             return dlam, dmu, dm, dv
 
         # Predictor (σ = 0), then Mehrotra's σ = (τ_aff / τ)^3 and the corrector with
         # the second-order term dm_aff dv_aff.
         dlam, dmu, dm, dv = direction(ops.zeros(tuple(act.shape)), 0)
-        a_aff = ops.minimum(_max_step(ops, act, m_i, dm), _max_step(ops, act, v_i, dv))
+        a_aff = ops.minimum(_max_step(ops, act, m, dm), _max_step(ops, act, v, dv))
         aa = a_aff[:, None, None]
-        tau_aff = ops.sum(ops.where(act, (m_i + aa * dm) * (v_i + aa * dv), 0.0), axis=(1, 2))
+        tau_aff = ops.sum(ops.where(act, (m + aa * dm) * (v + aa * dv), 0.0), axis=(1, 2))
         tau_aff = tau_aff / ops.maximum(sub.n_active, 1.0)
         sigma = (tau_aff / ops.where(tau > 0, tau, 1.0)) ** 3
         # Never aim below τ_floor: driving m v to 0 faster than the marginal residual
@@ -116,19 +118,17 @@ def solve_primal_dual(ops: Ops, prob: Problem, *, tol: float, max_iter: int) -> 
         # Close to the optimum the elimination loses digits: refine the corrector's solve.
         refine = int(bool((comp < REFINE_BELOW).any()))
         dlam, dmu, dm, dv = direction(ops.where(act, target[:, None, None] - dm * dv, 0.0), refine)
-        alpha_m = ops.where(finished, 0.0, TO_BOUNDARY * _max_step(ops, act, m_i, dm))
-        alpha = TO_BOUNDARY * _max_step(ops, act, v_i, dv)
+        alpha_m = TO_BOUNDARY * _max_step(ops, act, m, dm)
+        alpha = TO_BOUNDARY * _max_step(ops, act, v, dv)
         move = ops.maximum(ops.max(ops.abs(dlam), axis=(1, 2)), ops.max(ops.abs(dmu), axis=(1, 2)))
         alpha = ops.minimum(alpha, MAX_DUAL_MOVE / ops.maximum(move, MAX_DUAL_MOVE))
-        alpha = ops.where(finished, 0.0, alpha)
         a3 = alpha[:, None, None]
-        lam[idx] = lam_i + a3 * dlam
-        mu[idx] = mu_i + a3 * dmu
-        m[idx] = m_i + alpha_m[:, None, None] * dm
-        v[idx] = ops.where(act, v_i + a3 * dv, 1.0)
-        s_new, pi_new = pair_lse(ops, sub, lam[idx], mu[idx])
-        s[idx], pi[idx] = s_new, pi_new
-        iters[idx] = iters[idx] + (~finished)
+        lam = lam + a3 * dlam
+        mu = mu + a3 * dmu
+        m = m + alpha_m[:, None, None] * dm
+        v = ops.where(act, v + a3 * dv, 1.0)
+        s, pi = pair_lse(ops, sub, lam, mu)
+        iters[idx] = iters[idx] + 1
     # Out of this pass's own step budget (not the caller's max_iter): the barrier
     # method takes the table over.
     stuck = (rec.gap > tol) & (steps < max_iter)

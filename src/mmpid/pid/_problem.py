@@ -187,15 +187,16 @@ class Record:
     def empty(cls, ops: Ops, B: int) -> Record:
         return cls(ops.zeros((B,)), ops.full((B,), float("inf")), ops.zeros((B,)))
 
-    def certify_some(self, ops: Ops, sub: Problem, idx: Any, cand: Any, q: Any, lam: Any,
-                     mu: Any, tol: float) -> Any:
-        """Certify the working-set tables flagged by `cand` (q, λ, μ of the working set,
-        whose tables sit at positions `idx` of the stack); returns which of the working
-        set are now certified to tol bits."""
+    def certify_some(self, ops: Ops, sub: Problem, idx: Any, cand: Any, m: Any, pi: Any,
+                     lam: Any, mu: Any, tol: float) -> Any:
+        """Certify the working-set tables flagged by `cand` at q = m π (pair weights m
+        (B, n1, n2), softmax π, duals λ, μ of the working set, whose tables sit at
+        positions `idx` of the stack); returns which of the working set are now
+        certified to tol bits."""
         finished = ops.bool_zeros(idx.shape[0])
         if bool(cand.any()):
             ci = ops.arange(idx.shape[0])[cand]
-            cert = certify(ops, sub.take(ops, ci), q[ci], lam[ci], mu[ci])
+            cert = certify(ops, sub.take(ops, ci), m[ci, ..., None] * pi[ci], lam[ci], mu[ci])
             at = idx[ci]
             self.i_q[at], self.gap[at], self.marginal_error[at] = cert.i_q, cert.gap, cert.marginal_error
             finished[ci] = cert.gap <= tol
