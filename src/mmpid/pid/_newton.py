@@ -107,8 +107,9 @@ def factor(ops: Ops, prob: Problem, m: Any, w: Any, pi: Any, pin: Any) -> Newton
     blocks -= ops.permute(ops.permute(wpi, (0, 2, 3, 1)) @ ops.permute(pi, (0, 2, 1, 3)), (0, 2, 3, 1))
     pinf = pin.reshape(B, n2 * ny)
     keep = ops.astype_float(~pinf)
-    schur *= keep[:, :, None]
-    schur *= keep[:, None, :]
+    # pinned rows and columns become those of the identity (only they are touched)
+    schur[pinf] = 0.0
+    ops.permute(schur, (0, 2, 1))[pinf] = 0.0
     dg = ops.diag_view(schur, -2, -1)
     dg += (q2 + ops.where(prob.s2, 0.0, 1.0)).reshape(B, n2 * ny) * keep + (1.0 - keep)
     dg += RIDGE * ops.max(ops.abs(dg), axis=-1, keepdims=True)
