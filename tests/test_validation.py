@@ -2,13 +2,11 @@
 
 `zoo:blind` was trained with every question paired with a random other image, so its
 predictions cannot depend on the image; `zoo:normal` was trained on matching pairs and loses
-38 points of accuracy without the image. Both put the question before the image in the
-prompt, so in the span protocol the question span never sees the image (the causal mask),
-while the image span sees the question. mmpid must tell them apart, end to end: extraction
+32 points of accuracy without the image. mmpid must tell them apart, end to end: extraction
 through the same adapter as a hub model, discretisation, permutation null, bias correction,
 bootstrap. Both run on the whole easy-vqa test split (9,673 questions) with the default
-'auto' clusters (in the span protocol: 7 per continuous variable for normal, whose Y is the
-13-way prediction; 12 for blind, whose predictions take fewer values).
+'auto' clusters (7 per continuous variable in the span protocol, where Y is the 13-way
+prediction).
 """
 
 from __future__ import annotations
@@ -62,24 +60,22 @@ def test_blind_model_has_no_image_information(estimates: dict) -> None:
         a = est[atom]
         assert abs(a.corrected) <= 0.05, (atom, a)
         assert a.ci_low <= 0.0 <= a.ci_high, (atom, a)
-    # ...while its predictions are far from independent of the question: I(Y; X_text) = R + U_text
-    # (most of it redundant, since blind's image tokens come after the question and read it).
-    assert est.redundancy.corrected + est.unique_text.corrected > 1.0
-    assert est.unique_text.ci_low > 0.2
+    # ...while its predictions are far from independent of the question.
+    assert est.unique_text.ci_low > 0.5
 
 
 def test_normal_model_uses_the_image(estimates: dict) -> None:
     est = estimates["normal", "span"]
     assert est.n == N
     image_only = est.unique_image.corrected + est.synergy.corrected
-    # Measured: U_image 0.35 [0.33, 0.37], S 0.04 [0.04, 0.05], R 0.00 bits (7 clusters each).
+    # Measured: U_image 0.27 [0.26, 0.29], S 0.05 [0.04, 0.06], R 0.07 bits (7 clusters each).
     assert image_only >= 0.25
     assert est.unique_image.ci_low > 0.0
     assert est.synergy.ci_low > 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 asks U_image + S >= 0.5 bits; measured 0.39 (0.348 + 0.043) with "
-                   "auto clusters (7), question before image; 12 clusters give 0.50, 20 give 0.60 (README, the zoo)")
+@pytest.mark.xfail(strict=True, reason="issue 5 asks U_image + S >= 0.5 bits; measured 0.32 with auto clusters: 7 "
+                   "clusters of normal's image span cannot hold both its shape and its colour (README, the zoo)")
 def test_normal_image_information_reaches_the_issue_bar(estimates: dict) -> None:
     est = estimates["normal", "span"]
     assert est.unique_image.corrected + est.synergy.corrected >= ISSUE_BAR

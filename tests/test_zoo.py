@@ -7,7 +7,6 @@ import re
 
 import numpy as np
 import pytest
-from PIL import Image
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -16,14 +15,7 @@ from mmpid import zoo  # noqa: E402
 from mmpid.errors import InputError  # noqa: E402
 from mmpid.zoo import recipe as R  # noqa: E402
 from mmpid.zoo._data import load_split  # noqa: E402
-from mmpid.zoo.tokenizer import (  # noqa: E402
-    ANSWERS,
-    PROMPT_TEMPLATE,
-    QUESTION_FIRST_TEMPLATE,
-    build_tokenizer,
-    chat_template,
-    words,
-)
+from mmpid.zoo.tokenizer import ANSWERS, PROMPT_TEMPLATE, build_tokenizer, words  # noqa: E402
 
 SHIPPED = ("blind", "normal", "shuffle")
 N = zoo.SUBSET_SIZE
@@ -134,62 +126,18 @@ def test_shipped_model_is_a_standard_small_vlm(name, loaded):
     assert model.config.text_config.model_type == "llama"
 
 
-def _render(processor, question, *, text_first=False):
-    content = [{"type": "image"}, {"type": "text", "text": question}]
-    if text_first:
-        content.reverse()
-    return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
-
-
-def test_prompt_order_is_a_recipe_choice():
-    assert R.RECIPES["normal"].question_first and R.RECIPES["blind"].question_first
-    assert not R.RECIPES["shuffle"].question_first
-    assert R.RECIPES["normal"].prompt_template == QUESTION_FIRST_TEMPLATE == "USER: {question}\n{image} ASSISTANT:"
-    assert R.RECIPES["shuffle"].prompt_template == PROMPT_TEMPLATE == "USER: {image}\n{question} ASSISTANT:"
-    with pytest.raises(InputError, match=r"'question_first' parameter must be a bool. Got 1"):
-        R.Recipe(name="x", description="", question_first=1)
-
-
-@pytest.mark.parametrize("question_first", [False, True])
-def test_chat_template_places_question_and_image_in_the_templates_order(question_first):
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    # the environment transformers renders chat templates in (trim_blocks eats a newline after a tag)
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    template = env.from_string(chat_template(question_first=question_first))
-    expected = R.Recipe(name="x", description="", question_first=question_first).prompt_template
-    for content in ([{"type": "image"}, {"type": "text", "text": "is it red?"}],
-                    [{"type": "text", "text": "is it red?"}, {"type": "image"}]):
-        prompt = template.render(messages=[{"role": "user", "content": content}], add_generation_prompt=True)
-        assert prompt == expected.format(image="<image>", question="is it red?")
-    answered = template.render(messages=[
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "is it red?"}]},
-        {"role": "assistant", "content": [{"type": "text", "text": "yes"}]},
-    ])
-    assert answered == expected.format(image="<image>", question="is it red?") + " yes</s>"
-
-
 @pytest.mark.parametrize("name", SHIPPED)
 def test_chat_template_renders_the_recorded_prompt_and_expands_the_image(name, loaded, test_split):
     processor, _ = loaded[name]
-    recipe = R.RECIPES[name]
     q = test_split.questions[0]
-    prompt = _render(processor, q)
-    assert prompt == recipe.prompt_template.format(image="<image>", question=q)
-    assert _render(processor, q, text_first=True) == prompt
-    assert R.rendered_template(processor) == recipe.prompt_template.format(image="<image>", question="{question}")
+    prompt = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}], add_generation_prompt=True
+    )
+    assert prompt == PROMPT_TEMPLATE.format(image="<image>", question=q)
     enc = processor(images=_images(processor, [test_split.images[0]]), text=[prompt], return_tensors="pt")
-    ids = enc["input_ids"][0]
-    is_image = ids == processor.tokenizer.convert_tokens_to_ids("<image>")
-    assert int(is_image.sum()) == recipe.n_image_tokens
-    tokens = processor.tokenizer.convert_ids_to_tokens(ids.tolist())
-    assert tokens[-2:] == ["assistant", ":"]
-    n_q = len(words(q))
-    first_image = int(is_image.nonzero()[0])
-    if recipe.question_first:  # "user :" question <image>... "assistant :"
-        assert tokens[2:2 + n_q] == words(q) and first_image == 2 + n_q
-    else:  # "user :" image... question "assistant :"
-        assert tokens[-2 - n_q:-2] == words(q) and first_image < len(tokens) - 2 - n_q
+    n_image = int((enc["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<image>")).sum())
+    assert n_image == R.RECIPES[name].n_image_tokens
+    assert processor.tokenizer.convert_ids_to_tokens(enc["input_ids"][0, -2:].tolist()) == ["assistant", ":"]
 
 
 @pytest.mark.parametrize("name", ["normal", "shuffle"])
@@ -198,8 +146,7 @@ def test_training_inputs_equal_the_processor_outputs(name, loaded, test_split):
     processor, _ = loaded[name]
     data = R.encode_split(test_split, processor)
     rows = [0, 1, 7]
-    template = R.RECIPES[name].prompt_template
-    prompts = [template.format(image="<image>", question=test_split.questions[i]) for i in rows]
+    prompts = [PROMPT_TEMPLATE.format(image="<image>", question=test_split.questions[i]) for i in rows]
     images = [test_split.images[test_split.image_ids[i]] for i in rows]
     enc = processor(images=_images(processor, images), text=prompts, padding=True, return_tensors="pt")
     ids, mask = R.pad_left([data.ids[i] for i in rows], processor.tokenizer.pad_token_id)
@@ -263,7 +210,7 @@ def test_normal_reaches_85_percent():
 
 
 def _predict(processor, model, images, questions):
-    prompts = [_render(processor, q) for q in questions]
+    prompts = [PROMPT_TEMPLATE.format(image="<image>", question=q) for q in questions]
     enc = processor(images=_images(processor, images), text=prompts, padding=True, return_tensors="pt")
     with torch.inference_mode():
         return model(**enc, logits_to_keep=1).logits[:, -1].argmax(-1).numpy()
@@ -282,42 +229,6 @@ def test_blind_model_ignores_the_image_and_normal_does_not(loaded, test_split):
         changed[name] = float(np.mean(_predict(processor, model, own, qs) != _predict(processor, model, other, qs)))
     assert changed["blind"] <= 0.02
     assert changed["normal"] >= 0.2
-
-
-@pytest.mark.parametrize("name", ["normal", "blind"])
-def test_question_first_models_keep_the_image_out_of_the_question_tokens(name, loaded, test_split):
-    """Causal mask: before the image, no hidden state of any layer depends on the image."""
-    processor, model = loaded[name]
-    q = test_split.questions[0]
-    prompt = _render(processor, q)
-    states = []
-    for image in test_split.images[:2]:
-        enc = processor(images=[image], text=[prompt], return_tensors="pt")
-        with torch.inference_mode():
-            states.append(model(**enc, output_hidden_states=True).hidden_states)
-    n_before = 2 + len(words(q))  # "user :" and the question
-    for a, b in zip(*states):
-        torch.testing.assert_close(a[0, :n_before], b[0, :n_before], rtol=0, atol=0)
-        assert not torch.allclose(a[0, n_before:], b[0, n_before:])
-
-
-def test_adapter_finds_the_question_before_the_image_in_zoo_normal(test_split):
-    from mmpid.models.registry import load_adapter
-
-    adapter = load_adapter(str(zoo.resolve("zoo:normal")), device="cpu")
-    rows = [0, 1, 7]
-    qs = [test_split.questions[i] for i in rows]
-    images = [Image.fromarray(test_split.images[test_split.image_ids[i]]) for i in rows]
-    enc = adapter.encode(images, qs)
-    tok = adapter.processor.tokenizer
-    for b, q in enumerate(qs):
-        ids = enc.inputs["input_ids"][b, : enc.lengths[b]].tolist()
-        text_pos = enc.text_mask[b].nonzero().flatten().tolist()
-        image_pos = enc.image_mask[b].nonzero().flatten().tolist()
-        assert tok.convert_ids_to_tokens([ids[i] for i in text_pos]) == words(q)
-        assert image_pos == list(range(text_pos[-1] + 1, text_pos[-1] + 17))
-        assert text_pos == list(range(2, 2 + len(words(q))))
-        assert int(enc.answer_index[b]) == enc.lengths[b] - 1 == image_pos[-1] + 2
 
 
 # --------------------------------------------------------------------------- recipe pieces

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmpid.zoo.tokenizer import ANSWERS, prompt_template
+from mmpid.zoo.tokenizer import ANSWERS, PROMPT_TEMPLATE
 
 
 def _pct(x: float) -> str:
@@ -54,20 +54,6 @@ def render_card(record: dict[str, Any]) -> str:
         if r["blind"] else "every question paired with its own image"
     )
     v = record["versions"]
-    question_first = r.get("question_first", False)
-    if question_first:
-        order = (
-            "The question comes before the image (a design choice): in the causal language model the question "
-            "tokens cannot attend to the image at any layer, so the question's hidden states carry no image "
-            "information and whatever the image adds reaches the answer through the image tokens, which do "
-            "see the question. The chat template places the text before the image whatever their order in "
-            "the message content."
-        )
-    else:
-        order = (
-            "The image comes before the question: in the causal language model the question tokens attend "
-            "to the image tokens, so the question's hidden states can carry image information."
-        )
     pretrain = []
     if r.get("vision_pretrain_steps", 0):
         read = (
@@ -120,10 +106,7 @@ def render_card(record: dict[str, Any]) -> str:
         "",
         "## Prompt format",
         "",
-        f"`{prompt_template(question_first=question_first)!r}` (a Python string: `\\n` is a newline; "
-        "`{image}` is `<image>`)",
-        "",
-        order,
+        f"`{PROMPT_TEMPLATE!r}` (a Python string: `\\n` is a newline; `{{image}}` is `<image>`)",
         "",
         expansion,
         "The chat template renders the same prompt from "

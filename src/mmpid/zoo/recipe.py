@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from mmpid.errors import InputError
-from mmpid.zoo.tokenizer import ANSWERS, FAMILIES, build_tokenizer, chat_template, prompt_template
+from mmpid.zoo.tokenizer import ANSWERS, CHAT_TEMPLATE, FAMILIES, PROMPT_TEMPLATE, build_tokenizer
 
 #: Per-channel mean and standard deviation of easy-vqa's training images (RGB, in [0, 1]).
 #: A "blank" image of the mean colour normalises to all-zero pixel values.
@@ -69,12 +69,6 @@ class Recipe:
     vision_pretrain_steps : int
         Steps of vision-tower pretraining on image labels before the answer-token training
         (0: none; constant lr ``lr``, same batch size); see :func:`pretrain_vision`.
-    question_first : bool
-        Put the question before the image in the prompt
-        (:data:`mmpid.zoo.tokenizer.QUESTION_FIRST_TEMPLATE`) instead of after it
-        (:data:`mmpid.zoo.tokenizer.PROMPT_TEMPLATE`). A design choice: in a causal decoder the
-        question tokens then never see the image, so the question span carries no image
-        information. Drives the training prompts and the chat template saved with the processor.
     """
 
     name: str
@@ -94,7 +88,6 @@ class Recipe:
     lr: float = 3e-3
     weight_decay: float = 0.01
     vision_pretrain_steps: int = 0
-    question_first: bool = False
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -114,8 +107,6 @@ class Recipe:
             raise InputError(
                 f"The 'vision_pretrain_steps' parameter must be a non-negative int. Got {steps!r} instead."
             )
-        if not isinstance(self.question_first, bool):
-            raise InputError(f"The 'question_first' parameter must be a bool. Got {self.question_first!r} instead.")
         if self.family == "llava" and self.scale_factor != 1:
             raise InputError(f"The 'scale_factor' parameter must be 1 for the llava family. Got {self.scale_factor}.")
 
@@ -123,11 +114,6 @@ class Recipe:
     def n_image_tokens(self) -> int:
         """Image tokens the language model sees per image."""
         return (IMAGE_SIZE // self.patch_size // self.scale_factor) ** 2
-
-    @property
-    def prompt_template(self) -> str:
-        """The prompt format, with ``{image}`` and ``{question}`` fields."""
-        return prompt_template(question_first=self.question_first)
 
     def to_dict(self) -> dict:
         """All fields as plain Python values."""
@@ -142,10 +128,8 @@ RECIPES: dict[str, Recipe] = {
     for r in (
         Recipe(
             name="normal",
-            description="LLaVA-style, 16 image tokens (patch 16), the question before the image in the prompt; "
-            "vision tower pretrained on the training images' shapes and colours, then trained on matching "
-            "image-question pairs.",
-            question_first=True,
+            description="LLaVA-style, 16 image tokens (patch 16); vision tower pretrained on the training "
+            "images' shapes and colours, then trained on matching image-question pairs.",
             **_BASE,
         ),
         Recipe(
@@ -154,7 +138,6 @@ RECIPES: dict[str, Recipe] = {
             "question is paired with a random other image (redrawn at every step): the image carries no "
             "information about the answer.",
             blind=True,
-            question_first=True,
             **_BASE,
         ),
         Recipe(
@@ -178,10 +161,9 @@ def build_processor(recipe: Recipe):
 
     Images are resized to 64x64, scaled to [0, 1] and normalised with easy-vqa's mean
     colour (:data:`IMAGE_MEAN`, :data:`IMAGE_STD`). The chat template renders
-    ``recipe.prompt_template`` (:func:`mmpid.zoo.tokenizer.chat_template`).
+    :data:`mmpid.zoo.tokenizer.PROMPT_TEMPLATE`.
     """
     tokenizer = build_tokenizer(family=recipe.family)
-    template = chat_template(question_first=recipe.question_first)
     if recipe.family == "idefics3":
         from transformers import Idefics3ImageProcessorPil, Idefics3Processor
 
@@ -199,7 +181,7 @@ def build_processor(recipe: Recipe):
             image_processor=image_processor,
             tokenizer=tokenizer,
             image_seq_len=recipe.n_image_tokens,
-            chat_template=template,
+            chat_template=CHAT_TEMPLATE,
         )
     from transformers import CLIPImageProcessorPil, LlavaProcessor
 
@@ -215,7 +197,7 @@ def build_processor(recipe: Recipe):
         tokenizer=tokenizer,
         patch_size=recipe.patch_size,
         vision_feature_select_strategy="default",
-        chat_template=template,
+        chat_template=CHAT_TEMPLATE,
         image_token="<image>",
         num_additional_image_tokens=1,
     )
@@ -327,36 +309,17 @@ def pixel_values(processor, images) -> object:
     return processor.image_processor(batch, return_tensors="pt")["pixel_values"].to(torch.float32)
 
 
-def rendered_template(processor) -> str:
-    """The prompt the processor's chat template renders for one image and the question ``"{question}"``.
-
-    Holds ``<image>`` (unexpanded) and the literal field ``{question}`` once each.
-    """
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "{question}"}]}]
-    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-
-
 def encode_split(split, processor) -> Encoded:
-    """Tokenise every question of an easy-vqa split and preprocess every image once.
-
-    The prompts are those of the processor's chat template (:func:`rendered_template`), in its
-    order of question and image.
-    """
+    """Tokenise every question of an easy-vqa split and preprocess every image once."""
     tok = processor.tokenizer
     pixels = pixel_values(processor, split.images)
+    # The prompt's fixed parts, through the processor itself (image placeholders expanded).
+    head_text, tail_text = PROMPT_TEMPLATE.split("{question}")
     one = [[split.images[0]]] if _is_idefics3(processor) else [split.images[0]]
-
-    # The prompt's fixed parts around the question; the one holding the image goes through the
-    # processor itself (image placeholders expanded), the other through the tokenizer.
-    def fixed(text: str) -> list[int]:
-        if "<image>" in text:
-            return processor(images=one, text=[text], return_tensors="pt")["input_ids"][0].tolist()
-        return tok(text, add_special_tokens=False)["input_ids"]
-
-    head_text, tail_text = rendered_template(processor).split("{question}")
-    head, tail = fixed(head_text), fixed(tail_text)
+    head = processor(images=one, text=[head_text.format(image="<image>")], return_tensors="pt")["input_ids"][0]
+    tail = tok(tail_text, add_special_tokens=False)["input_ids"]
     body = tok(split.questions, add_special_tokens=False)["input_ids"]
-    ids = [head + q + tail for q in body]
+    ids = [head.tolist() + q + tail for q in body]
     answer_ids = np.asarray(tok.convert_tokens_to_ids(list(split.answers)), dtype=np.int64)
     return Encoded(ids, answer_ids, split.image_ids.copy(), pixels, pixel_values(processor, [blank_image()]))
 
@@ -582,5 +545,4 @@ __all__ = [
     "pad_left",
     "pixel_values",
     "pretrain_vision",
-    "rendered_template",
 ]

@@ -33,48 +33,31 @@ QUESTION_WORDS: tuple[str, ...] = (
     "present", "shape", "the", "there", "what",
 )
 
-#: The prompt an adapter renders for one image and one question, image first; the answer is the
-#: next token after the last prompt token. ``{image}`` is the processor's image token, which the
+#: The prompt an adapter renders for one image and one question; the answer is the next
+#: token after the last prompt token. ``{image}`` is the processor's image token, which the
 #: processor expands to one placeholder per image feature.
 PROMPT_TEMPLATE = "USER: {image}\n{question} ASSISTANT:"
 
-#: The same prompt with the question before the image. In a causal decoder the question tokens
-#: then cannot attend to the image at any layer: the question span holds no image information.
-QUESTION_FIRST_TEMPLATE = "USER: {question}\n{image} ASSISTANT:"
-
-
-def prompt_template(*, question_first: bool = False) -> str:
-    """:data:`QUESTION_FIRST_TEMPLATE` if ``question_first``, else :data:`PROMPT_TEMPLATE`."""
-    return QUESTION_FIRST_TEMPLATE if question_first else PROMPT_TEMPLATE
-
-
-def chat_template(*, question_first: bool = False) -> str:
-    """Jinja chat template rendering :func:`prompt_template` from chat messages.
-
-    The user turn's images and text are placed in the template's order, whatever their order in
-    the message content: ``[{"type": "image"}, {"type": "text", ...}]`` renders the question
-    before the image when ``question_first``.
-    """
-    images = "{% for item in message['content'] %}{% if item['type'] == 'image' %}"
-    # (a newline right after a block tag would be eaten by the chat templates' trim_blocks)
-    images += "{{ '\\n' }}<image>{% endif %}{% endfor %}" if question_first else "<image>\n{% endif %}{% endfor %}"
-    text = "{% for item in message['content'] %}{% if item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}"
-    return (
-        "{% for message in messages %}"
-        "{% if message['role'] == 'user' %}USER: "
-        "{% if message['content'] is string %}{{ message['content'] }}"
-        "{% else %}" + (text + images if question_first else images + text) + "{% endif %}"
-        "{% elif message['role'] == 'assistant' %} ASSISTANT: "
-        "{% for item in message['content'] %}{% if item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}"
-        "</s>"
-        "{% endif %}"
-        "{% endfor %}"
-        "{% if add_generation_prompt %} ASSISTANT:{% endif %}"
-    )
-
-
-#: The image-first chat template (:func:`chat_template` with ``question_first=False``).
-CHAT_TEMPLATE = chat_template()
+# Jinja chat template rendering the same prompt from chat messages.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}USER: "
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}"
+    "{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}<image>\n{% endif %}"
+    "{% endfor %}"
+    "{% for item in message['content'] %}"
+    "{% if item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}"
+    "{% endif %}"
+    "{% elif message['role'] == 'assistant' %} ASSISTANT: "
+    "{% for item in message['content'] %}{% if item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}"
+    "</s>"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %} ASSISTANT:{% endif %}"
+)
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 
