@@ -14,9 +14,10 @@ every step's only limit the positivity of m and v, which is linear (a fraction-t
 boundary rule), and σ comes from an affine predictor (Mehrotra): 5-15 steps reach a
 certified 1e-7 bits on dense and sparse tables of every size benchmarked, against 35-75
 for the barrier method of `_exact`, which remains the fallback for the rare tables this
-pass cannot certify. Two safeguards matter on degenerate tables (optimum with q = 0 on
-pairs whose constraint is also tight): the complementarity target never goes below a
-floor well inside tol, and every Newton solve gets a round of iterative refinement.
+pass cannot certify. m takes its own step length, (λ, μ, v) another. Two safeguards
+matter on degenerate tables (optimum with q = 0 on pairs whose constraint is also
+tight): the complementarity target never goes below a floor well inside tol, and near
+the optimum the corrector's Newton solve gets a round of iterative refinement.
 
 The start is exactly primal feasible: λ, μ give π(y | x1, x2) ∝ p(x1,y) p(x2,y) / p(y)
 and m is the pair mass of that coupling. Both Newton directions of a step share one
