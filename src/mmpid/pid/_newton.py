@@ -9,7 +9,8 @@ block diagonal over x1 (ny x ny blocks), D2 over x2, and
     C[x1, y; x2, y'] = δ_yy' m π(y) - w π(y) π(y')        (pair (x1, x2)).
 
 λ is eliminated first; only the Schur complement on μ, of size n2 * ny, is factorised,
-once per step (see `factor` for the two ways it is assembled), and `NewtonSystem.solve` then serves any number of right-hand sides.
+once per step (see `factor` for the two ways it is assembled), and `NewtonSystem.solve`
+then serves any number of right-hand sides.
 The gauge λ(·, y) + c, μ(·, y) - c, which changes nothing, is removed by pinning one
 μ(x2, y) per y (and every unsupported entry).
 """
@@ -39,7 +40,6 @@ class NewtonSystem:
     wpi: Any  # w π
     schur: Any  # factorised Schur complement on μ
     pinf: Any  # (B, n2 * ny) bool, pinned μ entries
-
     s1: Any  # (B, n1, ny) bool, supported λ entries
     s2: Any  # (B, n2, ny) bool, supported μ entries
 
