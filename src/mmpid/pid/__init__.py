@@ -4,7 +4,8 @@
 - `decompose_many(P)`: a stack (B, n1, n2, ny) solved together -> `PIDBatch`;
 - `measures`: entropies and (conditional) mutual informations of tables.
 
-`method="exact"` is a barrier Newton solver on the small dual with a certified gap;
+`method="exact"` is a primal-dual interior-point solver on the small dual with a certified
+gap (a barrier method and IPFP take over the rare tables it cannot certify);
 `method="ipfp"` is the alternating Sinkhorn solver of Amit et al. (2025).
 """
 
