@@ -77,12 +77,7 @@ def solve_ipfp(ops: Ops, prob: Problem, *, tol: float, max_iter: int,
     beta = ops.zeros((B, n2, ny))
     q = ops.exp(lq)
     prev = None
-    if ops.name == "numpy":
-        iters = ops.xp.zeros(B, dtype=ops.xp.int64)
-        frozen = ops.xp.zeros(B, dtype=bool)
-    else:
-        iters = ops.xp.zeros((B,), dtype=ops.xp.int64, device=ops.device)
-        frozen = ops.xp.zeros((B,), dtype=ops.xp.bool, device=ops.device)
+    iters, frozen = ops.int_zeros(B), ops.bool_zeros(B)
     for _ in range(max_iter):
         # A-step in log space: log A = log Σ_y q - log |Y|
         log_a = ops.where(prob.active, ops.logsumexp(lq, axis=-1) - log_ny, NEG)

@@ -167,9 +167,6 @@ def pin_mask(ops: Ops, prob: Problem) -> Any:
     """μ entries held fixed: unsupported ones and one reference x2 per y (the gauge)."""
     n2 = prob.p2.shape[1]
     ref = ops.argmax(prob.p2, axis=1)  # (B, ny)
-    if ops.name == "numpy":
-        ar = ops.xp.arange(n2)[None, :, None]
-    else:
-        ar = ops.xp.arange(n2, device=ops.device)[None, :, None]
+    ar = ops.arange(n2)[None, :, None]
     is_ref = (ar == ref[:, None, :]) & (prob.py[:, None, :] > 0)
     return is_ref | ~prob.s2
