@@ -5,7 +5,8 @@
 - `measures`: entropies and (conditional) mutual informations of tables.
 
 `method="exact"` is a primal-dual interior-point solver on the small dual with a certified
-gap (a barrier method and IPFP take over the rare tables it cannot certify);
+gap (a barrier method and IPFP take over the rare tables it cannot certify), vectorised over
+stacks (`_primal_dual`) and, on the numpy backend, compiled table by table (`_compiled`);
 `method="ipfp"` is the alternating Sinkhorn solver of Amit et al. (2025).
 """
 

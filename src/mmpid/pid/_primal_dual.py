@@ -23,6 +23,10 @@ The start is exactly primal feasible: λ, μ give π(y | x1, x2) ∝ p(x1,y) p(x
 and m is the pair mass of that coupling. Both Newton directions of a step share one
 factorisation (`_newton.factor`); eliminating v and m leaves the system of the
 barrier method with W = m diag(π) - (m - m / v) π π^T.
+
+This is the vectorised pass (numpy and torch stacks); `_compiled` runs the same steps
+table by table in numba for the numpy backend. A change to one must go to the other:
+`tests/test_pid_compiled.py` checks that both take the same steps to the same atoms.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -11,8 +12,9 @@ import numpy as np
 
 from mmpid.errors import ConvergenceWarning, InputError
 from mmpid.pid._backend import get_ops
-from mmpid.pid._exact import CENTRED_RETRY, solve_exact
+from mmpid.pid._exact import CENTRED_RETRY, ExactOut, solve_exact
 from mmpid.pid._ipfp import solve_ipfp
+from mmpid.pid import _primal_dual
 from mmpid.pid._primal_dual import solve_primal_dual
 from mmpid.pid._problem import make_problem
 from mmpid.pid.measures import source_informations
@@ -34,6 +36,9 @@ _MIN_PER_WORKER = 32
 _MAX_WORKERS = 8
 # Below this Schur size (n2 * ny) the numpy path pins BLAS to one thread.
 _THREADED_SCHUR = 500
+# MMPID_JIT=0 turns the compiled (numba) primal-dual pass off: numpy then runs the
+# vectorised one, as torch always does.
+JIT_ENV = "MMPID_JIT"
 
 
 def _check_options(method: str, tol: float | None, max_iter: int | None) -> tuple[float, int]:
@@ -161,13 +166,21 @@ def _decompose_many(P: np.ndarray, *, method: str, tol: float, max_iter: int, ba
     if backend == "numpy" and n2 * ny < _THREADED_SCHUR:
         # Stacks of small matrices go through LAPACK/BLAS one at a time; threaded
         # OpenBLAS only adds overhead there (10x slower on a busy machine).
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _blas_controller().limit(limits=1, user_api="blas"):
             return _solve_stack(P, method=method, tol=tol, max_iter=max_iter, backend=backend,
                                 device=device)
     return _solve_stack(P, method=method, tol=tol, max_iter=max_iter, backend=backend,
                         device=device)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS libraries (numpy's and scipy's), made once:
+    finding them reads the process's memory map, about 2 ms, too slow for every call."""
+    import scipy.linalg  # noqa: F401 - loads scipy's BLAS, which the solvers call
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _fallback(ops: Any, prob: Any, out: Any, *, tol: float, max_iter: int) -> Any:
@@ -205,6 +218,45 @@ def _keep_better(ops: Any, prob: Any, out: Any, tol: float, solve: Any) -> Any:
     return out
 
 
+def use_compiled(backend: str) -> bool:
+    """Whether the numpy backend's primal-dual pass runs compiled (numba, table by table)."""
+    if backend != "numpy" or os.environ.get(JIT_ENV, "1").strip() == "0":
+        return False
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return False
+    # with numba's JIT disabled the kernels would run as (very slow) Python
+    return not numba.config.DISABLE_JIT
+
+
+def _solve_exact(ops: Any, P: np.ndarray, *, tol: float, max_iter: int,
+                 compiled: bool) -> ExactOut:
+    """The exact solver on the normalised tables P (B, n1, n2, ny): the primal-dual pass,
+    compiled table by table or vectorised over the stack, then `_fallback` for the tables
+    it leaves uncertified. Tables the compiled pass defers (a Newton block that defeats
+    Cholesky) get the vectorised pass, which switches to LU there."""
+    if not compiled:
+        prob = make_problem(ops, ops.asarray(P))
+        out = solve_primal_dual(ops, prob, tol=tol, max_iter=max_iter)
+        return _fallback(ops, prob, out, tol=tol, max_iter=max_iter)
+    from mmpid.pid import _compiled
+
+    i_q, gap, merr, steps, status = _compiled.solve_tables(
+        np.ascontiguousarray(P), tol, max_iter, _primal_dual.MAX_STEPS)
+    out = ExactOut(i_q, gap, merr, steps, status == _compiled.CERTIFIED,
+                   status == _compiled.UNCERTIFIED)
+    deferred = np.flatnonzero(status == _compiled.DEFERRED)
+    if deferred.size == 0 and not out.stuck.any():
+        return out  # the common case: no vectorised problem to build
+    prob = make_problem(ops, ops.asarray(P))
+    if deferred.size:
+        alt = solve_primal_dual(ops, prob.take(ops, deferred), tol=tol, max_iter=max_iter)
+        for name in ("i_q", "gap", "marginal_error", "iterations", "converged", "stuck"):
+            getattr(out, name)[deferred] = getattr(alt, name)
+    return _fallback(ops, prob, out, tol=tol, max_iter=max_iter)
+
+
 def _workers(backend: str, B: int) -> int:
     """Threads for a numpy stack: one per available core, at most one per
     _MIN_PER_WORKER tables (the torch backend threads by itself)."""
@@ -220,6 +272,7 @@ def _workers(backend: str, B: int) -> int:
 def _solve_stack(P: np.ndarray, *, method: str, tol: float, max_iter: int, backend: str,
                  device: Any) -> PIDBatch:
     ops = get_ops(backend, device)
+    compiled = method == "exact" and use_compiled(backend)
     B, n1, n2, ny = P.shape
     chunk = max(1, _BLOCK_FLOATS // (n1 * n2 * ny * ny))
     workers = _workers(backend, B)
@@ -229,11 +282,11 @@ def _solve_stack(P: np.ndarray, *, method: str, tol: float, max_iter: int, backe
     chunk = min(chunk, -(-B // workers))
 
     def solve_chunk(lo: int) -> dict[str, np.ndarray]:
-        prob = make_problem(ops, ops.asarray(P[lo:lo + chunk]))
         if method == "exact":
-            out = solve_primal_dual(ops, prob, tol=tol, max_iter=max_iter)
-            out = _fallback(ops, prob, out, tol=tol, max_iter=max_iter)
+            out = _solve_exact(ops, P[lo:lo + chunk], tol=tol, max_iter=max_iter,
+                               compiled=compiled)
         else:
+            prob = make_problem(ops, ops.asarray(P[lo:lo + chunk]))
             out = solve_ipfp(ops, prob, tol=tol, max_iter=max_iter, inner_tol=1e-12,
                              inner_max_iter=1000)
         return {k: ops.to_numpy(getattr(out, k)) for k in
