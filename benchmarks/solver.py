@@ -4,6 +4,8 @@ Compares mmpid `exact` and `ipfp` with cvxpy + Clarabel on the same convex progr
 (Liang et al.'s "CVX" estimator) and dit's `PID_BROJA(method="cone")` (ECOS), on dense
 random joints; then the throughput of `decompose_many` on a stack of small tables.
 Per-table timings run on one CPU core (BLAS threads pinned to 1 before numpy loads).
+`exact` runs its compiled primal-dual pass (numba); the vectorised pass that the torch
+backend uses (and numpy with MMPID_JIT=0) is timed beside it.
 
     python benchmarks/solver.py                      # the full run (several minutes)
     python benchmarks/solver.py --sizes 10x10x10 --batch 200 --dit-max-cells 1000
@@ -19,6 +21,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
@@ -28,7 +31,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mmpid.pid import decompose, decompose_many  # noqa: E402
-from mmpid.pid.api import _workers  # noqa: E402
+from mmpid.pid.api import JIT_ENV, _workers  # noqa: E402
 from mmpid.pid.measures import source_informations  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -45,6 +48,20 @@ def atoms_from_iq(p: np.ndarray, iq: float) -> np.ndarray:
     """(R, U1, U2, S) in bits from I_q(X1,X2;Y) of the BROJA optimum."""
     i1, i2, i12 = (float(v) for v in source_informations(p))
     return np.array([i1 + i2 - iq, iq - i2, iq - i1, i12 - iq])
+
+
+@contextlib.contextmanager
+def vectorised():
+    """Run the exact solver's vectorised pass instead of the compiled one."""
+    old = os.environ.get(JIT_ENV)
+    os.environ[JIT_ENV] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[JIT_ENV]
+        else:
+            os.environ[JIT_ENV] = old
 
 
 def timed(fn, *args, **kwargs):
@@ -116,6 +133,9 @@ def bench_sizes(sizes, *, dit_max_cells: int, ipfp_max_iter: int, seed: int) -> 
         ex, t_ex, n_ex = timed_median(decompose, p)
         row.update(exact_s=t_ex, exact_repeats=n_ex, exact_iterations=ex.iterations,
                    exact_gap_bits=ex.gap, exact_converged=ex.converged)
+        with vectorised():
+            _, t_vec, _ = timed_median(decompose, p, budget_s=10.0, max_repeats=3)
+        row["exact_vectorised_s"] = t_vec
         row["exact_max_abs_diff_vs_cvxpy"] = float(np.abs(
             np.array([getattr(ex, a) for a in ATOMS]) - ref).max())
         with warnings.catch_warnings():
@@ -147,20 +167,22 @@ def bench_batch(n_tables: int, shape: tuple[int, int, int], seed: int,
     rng = np.random.default_rng(seed)
     P = rng.dirichlet(np.ones(int(np.prod(shape))), size=n_tables).reshape((n_tables, *shape))
     out = []
-    backends = ["numpy"]
+    runs = [("numpy", "numpy", contextlib.nullcontext), ("numpy, vectorised", "numpy", vectorised)]
     try:
         import torch
 
         torch.set_num_threads(torch_threads)
-        backends.append("torch")
+        runs.append(("torch", "torch", contextlib.nullcontext))
     except ImportError:  # pragma: no cover
         pass
-    for backend in backends:
-        decompose_many(P[:20], backend=backend)  # warm-up
-        res, secs, _ = timed_median(decompose_many, P, backend=backend, budget_s=30.0, max_repeats=3)
+    for name, backend, mode in runs:
+        with mode():
+            decompose_many(P[:20], backend=backend)  # warm-up
+            res, secs, _ = timed_median(decompose_many, P, backend=backend, budget_s=30.0,
+                                        max_repeats=3)
         # numpy splits the stack over one worker thread per core (BLAS on one thread)
         threads = torch_threads if backend == "torch" else _workers("numpy", n_tables)
-        row = {"backend": backend, "threads": threads,
+        row = {"backend": name, "threads": threads,
                "tables": n_tables, "size": "x".join(map(str, shape)),
                "seconds": secs, "tables_per_second": n_tables / secs,
                "converged_fraction": float(res.converged.mean()),
@@ -180,13 +202,15 @@ def markdown(rows: list[dict], batch: list[dict], meta: dict) -> str:
         "",
         "Times are medians of repeated runs (exact and cvxpy: up to 7, within 20 s each).",
         "",
-        "| size | exact (s) | exact steps | ipfp (s) | cvxpy+Clarabel (s) | dit cone (s) | exact vs cvxpy |"
-        " exact max abs diff vs cvxpy (bits) | exact gap (bits) | ipfp max abs diff vs exact (bits) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| size | exact (s) | exact steps | exact, vectorised (s) | ipfp (s) | cvxpy+Clarabel (s) |"
+        " dit cone (s) | exact vs cvxpy | exact max abs diff vs cvxpy (bits) | exact gap (bits) |"
+        " ipfp max abs diff vs exact (bits) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['size']} | {f(r['exact_s'])} | {r['exact_iterations']} | {f(r['ipfp_s'])} |"
+            f"| {r['size']} | {f(r['exact_s'])} | {r['exact_iterations']} |"
+            f" {f(r.get('exact_vectorised_s'))} | {f(r['ipfp_s'])} |"
             f" {f(r['cvxpy_clarabel_s'])} |"
             f" {f(r['dit_cone_s'])} | {r['speedup_exact_vs_cvxpy']:.1f}x |"
             f" {f(r['exact_max_abs_diff_vs_cvxpy'], '.1e')} | {f(r['exact_gap_bits'], '.1e')} |"
