@@ -90,7 +90,8 @@ def test_deferred_tables_get_the_vectorised_pass(monkeypatch: pytest.MonkeyPatch
     again = decompose_many(P)
     assert again.converged.all()
     for atom in ATOMS:
-        np.testing.assert_allclose(getattr(again, atom), getattr(reference, atom), atol=1e-9, rtol=0)
+        np.testing.assert_allclose(getattr(again, atom), getattr(reference, atom),
+                                   atol=1e-9, rtol=0)
 
 
 def test_jit_switch(monkeypatch: pytest.MonkeyPatch) -> None:

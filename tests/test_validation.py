@@ -83,8 +83,9 @@ def test_normal_model_uses_the_image(estimates: dict) -> None:
     assert est.synergy.ci_low > 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 asks U_image + S >= 0.5 bits; measured 0.32 with auto clusters, "
-                   "and less with finer ones: normal's question tokens read the image (README, the zoo)")
+@pytest.mark.xfail(strict=True, reason="issue 5 asks U_image + S >= 0.5 bits; measured 0.32 with "
+                   "auto clusters, and less with finer ones: normal's question tokens read the image "
+                   "(README, the zoo)")
 def test_normal_image_information_reaches_the_issue_bar(estimates: dict) -> None:
     est = estimates["normal", "span"]
     assert est.unique_image.corrected + est.synergy.corrected >= ISSUE_BAR

@@ -21,18 +21,17 @@ import math
 import numpy as np
 from numba import njit
 
+from mmpid.pid._backend import NEG
 from mmpid.pid._lapack import potrf_lower, potrs_lower, syrk_lower
 from mmpid.pid._newton import RIDGE
 from mmpid.pid._primal_dual import FLOOR, MAX_DUAL_MOVE, REFINE_BELOW, TO_BOUNDARY
-from mmpid.pid._problem import LN2, SINKHORN_DONE
+from mmpid.pid._problem import LN2, SINKHORN_DONE, SINKHORN_ITER
 
 # Statuses of `solve_tables`.
 CERTIFIED = 0  # certified gap <= tol
 UNCERTIFIED = 1  # ran out of steps; the barrier fallback may take over (`stuck`)
 OUT_OF_ITER = 2  # ran out of the caller's max_iter: no fallback
 DEFERRED = 3  # a factorisation failed: solve with the vectorised pass
-_NEG = -1e100  # as `_backend.NEG`
-_SINKHORN_ITER = 30  # as `_problem.sinkhorn_project`
 
 
 @njit(nogil=True, cache=True)
@@ -350,7 +349,7 @@ def _certify(p1, p2, py, support, active, m, pi, lam, mu):
     row = np.empty((n1, ny))
     col = np.empty((n2, ny))
     # Sinkhorn scaling towards the marginals (`sinkhorn_project`)
-    for it in range(_SINKHORN_ITER):
+    for it in range(SINKHORN_ITER):
         row[:, :] = 0.0
         for a in range(n1):
             for b in range(n2):
@@ -427,20 +426,20 @@ def _certify(p1, p2, py, support, active, m, pi, lam, mu):
     mu = mu.copy()
     _pair_lse(lam, mu, support, active, s, pw)
     for a in range(n1):
-        c = _NEG
+        c = NEG
         for b in range(n2):
             if active[a, b]:
                 c = max(c, s[a, b])
         for y in range(ny):
-            lam[a, y] -= c if c > _NEG / 2 else 0.0
+            lam[a, y] -= c if c > NEG / 2 else 0.0
     _pair_lse(lam, mu, support, active, s, pw)
     for b in range(n2):
-        c = _NEG
+        c = NEG
         for a in range(n1):
             if active[a, b]:
                 c = max(c, s[a, b])
         for y in range(ny):
-            mu[b, y] -= c if c > _NEG / 2 else 0.0
+            mu[b, y] -= c if c > NEG / 2 else 0.0
     lower = 0.0
     for a in range(n1):
         for y in range(ny):
@@ -505,10 +504,10 @@ def _solve_table(P, tol, max_iter, max_steps):
     mu = np.empty((n2, ny))
     for a in range(n1):
         for y in range(ny):
-            lam[a, y] = math.log(p1[a, y]) - math.log(py[y]) - 1.0 if s1[a, y] else _NEG
+            lam[a, y] = math.log(p1[a, y]) - math.log(py[y]) - 1.0 if s1[a, y] else NEG
     for b in range(n2):
         for y in range(ny):
-            mu[b, y] = math.log(p2[b, y]) if s2[b, y] else _NEG
+            mu[b, y] = math.log(p2[b, y]) if s2[b, y] else NEG
     s = np.empty((n1, n2))
     pi = np.empty((n1, n2, ny))
     _pair_lse(lam, mu, support, act, s, pi)
@@ -599,7 +598,8 @@ def _solve_table(P, tol, max_iter, max_steps):
         it += 1
 
 
-def solve_tables(P: np.ndarray, tol: float, max_iter: int, max_steps: int) -> tuple[np.ndarray, ...]:
+def solve_tables(P: np.ndarray, tol: float, max_iter: int,
+                 max_steps: int) -> tuple[np.ndarray, ...]:
     """The primal-dual pass on each normalised table of P (B, n1, n2, ny), with at most
     min(max_iter, max_steps) Newton steps (`_primal_dual.MAX_STEPS` is the pass's own
     budget; running out of it hands the table to the fallback).

@@ -28,6 +28,8 @@ LN2 = math.log(2.0)
 # Largest marginal violation at which Sinkhorn scaling stops early (the rounding that
 # follows makes the marginals exact anyway).
 SINKHORN_DONE = 1e-13
+# Scaling rounds of the certificate's projection (at most).
+SINKHORN_ITER = 30
 
 
 @dataclass
@@ -105,7 +107,7 @@ def feasible_dual_bound(ops: Ops, prob: Problem, lam: Any, mu: Any) -> Any:
     return dual_value(ops, prob, lam, mu)
 
 
-def sinkhorn_project(ops: Ops, prob: Problem, q: Any, *, n_iter: int = 30) -> Any:
+def sinkhorn_project(ops: Ops, prob: Problem, q: Any, *, n_iter: int = SINKHORN_ITER) -> Any:
     """Scale each y-slice of q towards its marginals p(x1,y), p(x2,y) (multiplicatively).
 
     Near-feasible q move by a relative amount of the order of their violation, which

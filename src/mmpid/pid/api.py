@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from mmpid.errors import ConvergenceWarning, InputError
+from mmpid.pid import _primal_dual
 from mmpid.pid._backend import get_ops
 from mmpid.pid._exact import CENTRED_RETRY, ExactOut, solve_exact
 from mmpid.pid._ipfp import solve_ipfp
-from mmpid.pid import _primal_dual
 from mmpid.pid._primal_dual import solve_primal_dual
 from mmpid.pid._problem import make_problem
 from mmpid.pid.measures import source_informations
