@@ -79,10 +79,10 @@ def _pair_lse(lam, mu, support, active, s, pi):
 
 
 @njit(nogil=True, cache=True)
-def _factor(m, w, pi, s1, s2, pin, nd1i, mpi, wpi, schur, work):
-    """`_newton.factor` for one table: fills -D1^-1 (nd1i), m π, w π and the Cholesky
-    factor of the Schur complement on μ (schur's lower triangle). False when a
-    factorisation fails."""
+def _factor(m, w, pi, s1, s2, pin, nd1i, mpi, wpi, schur, y_mat):
+    """`_newton.factor` for one table: fills -D1^-1 (nd1i), m π, w π, L1^-1 C (y_mat,
+    (n1 ny, n2 ny)) and the Cholesky factor of the Schur complement on μ (schur's lower
+    triangle). False when a factorisation fails."""
     n1, n2, ny = pi.shape
     d1 = np.zeros((ny, ny))
     l1i = np.zeros((ny, ny))
@@ -103,7 +103,6 @@ def _factor(m, w, pi, s1, s2, pin, nd1i, mpi, wpi, schur, work):
                 c += wpi[a, b, y] * pi[a, b, y]
             dg1[a, y] = -c + q1 + (0.0 if s1[a, y] else 1.0)
             top = max(top, abs(dg1[a, y]))
-    y_mat = work  # L1^-1 C, (n1 ny, n2 ny)
     for a in range(n1):
         for y in range(ny):
             for k in range(y + 1):
@@ -525,7 +524,7 @@ def _solve_table(P, tol, max_iter, max_steps):
     mpi = np.empty((n1, n2, ny))
     wpi = np.empty((n1, n2, ny))
     schur = np.empty((n2 * ny, n2 * ny))
-    work = np.empty((n1 * ny, n2 * ny))
+    y_mat = np.empty((n1 * ny, n2 * ny))
     w = np.zeros((n1, n2))
     rs = np.zeros((n1, n2))
     target = np.zeros((n1, n2))
@@ -552,7 +551,7 @@ def _solve_table(P, tol, max_iter, max_steps):
             for b in range(n2):
                 w[a, b] = m[a, b] - m[a, b] / v[a, b] if act[a, b] else 0.0
                 rs[a, b] = s[a, b] + v[a, b] if act[a, b] else 0.0
-        if not _factor(m, w, pi, s1, s2, pin, nd1i, mpi, wpi, schur, work):
+        if not _factor(m, w, pi, s1, s2, pin, nd1i, mpi, wpi, schur, y_mat):
             return 0.0, np.inf, 0.0, it, DEFERRED
         system = (nd1i, mpi, wpi, schur, pin)
         # predictor (σ = 0)
