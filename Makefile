@@ -17,6 +17,8 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install "torch==2.13.0"
 	$(BIN)/python -m pip install -e ".[test]"
+	# compile the solver's numba kernels once (about 15 s); numba caches them on disk
+	$(BIN)/python -c "import numpy as np, mmpid; mmpid.decompose(np.ones((2, 2, 2)))"
 	touch $(STAMP)
 
 install: $(STAMP)
