@@ -43,8 +43,11 @@ TO_BOUNDARY = 0.99
 # Largest change of any dual variable in one step, nats: the logsumexp constraints are
 # linearised, and a longer step can throw π far from where the linearisation holds.
 MAX_DUAL_MOVE = 16.0
-# Steps a table may take before it is handed to the barrier method uncertified.
-MAX_STEPS = 40
+# Steps a table may take before it is handed to the barrier method uncertified. Dense
+# tables need 8-12; degenerate ones (AND-like bootstrap tables) sometimes 45-100, and a
+# primal-dual step is far cheaper than the barrier fallback (80 against 40: 200 such
+# 7x7x7 tables in 0.20 s instead of 0.26 s compiled, 0.57 instead of 0.61 vectorised).
+MAX_STEPS = 80
 # The smallest complementarity aimed at, as a fraction of tol per active pair.
 FLOOR = 0.5
 # Complementarity (nats) below which the corrector's Newton solve is refined.
