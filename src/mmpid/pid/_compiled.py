@@ -188,31 +188,19 @@ def _factor(m, w, pi, s1, s2, pin, nd1i, mpi, wpi, schur, y_mat):
 
 
 @njit(nogil=True, cache=True)
-def _c_apply(mpi, wpi, pi, v, out):
-    """out (n1, ny) = C v for v (n2, ny)."""
+def _coupling(mpi, wpi, pi, x, out, transpose):
+    """out = C x (x (n2, ny), out (n1, ny)), or C^T x when `transpose` (x (n1, ny),
+    out (n2, ny)); `_newton.c_apply` and `ct_apply`."""
     n1, n2, ny = pi.shape
     out[:, :] = 0.0
     for a in range(n1):
         for b in range(n2):
-            pv = 0.0
+            src, dst = (a, b) if transpose else (b, a)
+            px = 0.0
             for y in range(ny):
-                pv += pi[a, b, y] * v[b, y]
+                px += pi[a, b, y] * x[src, y]
             for y in range(ny):
-                out[a, y] += mpi[a, b, y] * v[b, y] - wpi[a, b, y] * pv
-
-
-@njit(nogil=True, cache=True)
-def _ct_apply(mpi, wpi, pi, u, out):
-    """out (n2, ny) = C^T u for u (n1, ny)."""
-    n1, n2, ny = pi.shape
-    out[:, :] = 0.0
-    for a in range(n1):
-        for b in range(n2):
-            pu = 0.0
-            for y in range(ny):
-                pu += pi[a, b, y] * u[a, y]
-            for y in range(ny):
-                out[b, y] += mpi[a, b, y] * u[a, y] - wpi[a, b, y] * pu
+                out[dst, y] += mpi[a, b, y] * x[src, y] - wpi[a, b, y] * px
 
 
 @njit(nogil=True, cache=True)
@@ -227,7 +215,7 @@ def _solve_once(nd1i, mpi, wpi, pi, schur, pin, gl, gm, dlam, dmu):
                 acc += nd1i[a, i, j] * gl[a, j]
             xg[a, i] = acc
     ct = np.empty((n2, ny))
-    _ct_apply(mpi, wpi, pi, xg, ct)
+    _coupling(mpi, wpi, pi, xg, ct, True)
     r = np.empty(n2 * ny)
     for b in range(n2):
         for y in range(ny):
@@ -238,7 +226,7 @@ def _solve_once(nd1i, mpi, wpi, pi, schur, pin, gl, gm, dlam, dmu):
         for y in range(ny):
             dmu[b, y] = r[b * ny + y]
     cv = np.empty((n1, ny))
-    _c_apply(mpi, wpi, pi, dmu, cv)
+    _coupling(mpi, wpi, pi, dmu, cv, False)
     for a in range(n1):
         for i in range(ny):
             acc = 0.0
