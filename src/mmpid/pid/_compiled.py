@@ -11,7 +11,9 @@ where the vectorised pass switches it on for its whole working set at once.
 A table whose Newton blocks defeat Cholesky (nearly singular, where the vectorised solver
 switches to LU) is returned as *deferred*, untouched; the caller solves it with the
 vectorised pass. `_primal_dual` documents the algorithm; the comments here only map its
-array expressions to loops. Natural logs inside, bits in the outputs.
+array expressions to loops. A change to one must go to the other: `tests/test_pid_compiled.py`
+checks that both take the same steps to the same atoms. Natural logs inside, bits in the
+outputs.
 """
 
 from __future__ import annotations
