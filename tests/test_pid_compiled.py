@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from random_tables import tables
 
 from mmpid.pid import _compiled, api, decompose_many
 from mmpid.pid._lapack import potrf_lower, potrs_lower, syrk_lower
 
 ATOMS = ("redundancy", "unique_1", "unique_2", "synergy")
-
-
-def tables(n: int, shape: tuple[int, int, int], seed: int, *, zero_frac: float = 0.0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    size = int(np.prod(shape))
-    P = rng.dirichlet(np.ones(size), size=n) * (rng.random((n, size)) >= zero_frac)
-    P[P.sum(1) == 0, 0] = 1.0
-    return P.reshape(n, *shape)
 
 
 def odd_tables() -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from random_tables import tables
 
 from mmpid.pid import _newton as newton
 from mmpid.pid import _primal_dual as primal_dual
@@ -15,15 +16,6 @@ from mmpid.pid._primal_dual import solve_primal_dual
 from mmpid.pid._problem import make_problem, pair_lse
 
 OPS = get_ops("numpy")
-
-
-def tables(n: int, shape: tuple[int, int, int], seed: int, *, zero_frac: float = 0.0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    size = int(np.prod(shape))
-    P = rng.dirichlet(np.ones(size), size=n) * (rng.random((n, size)) >= zero_frac)
-    P[P.sum(1) == 0, 0] = 1.0
-    P = P.reshape(n, *shape)
-    return P / P.sum(axis=(1, 2, 3), keepdims=True)
 
 
 @pytest.mark.parametrize("zero_frac", [0.0, 0.6])
