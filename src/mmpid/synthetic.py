@@ -25,7 +25,7 @@ import numpy as np
 
 from mmpid.errors import InputError
 
-__all__ = ["STRUCTURES", "TRUE_ATOMS", "SyntheticData", "latent_joint", "make"]
+__all__ = ["MANY_CLASSES", "STRUCTURES", "TRUE_ATOMS", "SyntheticData", "latent_joint", "make"]
 
 # AND with uniform inputs: I(a; y) = H(y) - H(y|a) = h(1/4) - 1/2 = 0.311278 bits = R; S = 1/2.
 _H_QUARTER = -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))
@@ -43,8 +43,18 @@ TRUE_ATOMS: dict[str, dict[str, float]] = {
     # a = (r, a1), b = (r, b1), y = (r, a1 xor b1) is redundancy + synergy ("rdn xor").
     "copy": {"redundancy": 0.0, "unique_image": 1.0, "unique_text": 1.0, "synergy": 0.0},
     "redundant_xor": {"redundancy": 1.0, "unique_image": 0.0, "unique_text": 0.0, "synergy": 1.0},
+    # Many latent classes per source (what k-means must resolve), with closed-form atoms:
+    # a, b uniform on 16 symbols unless stated. Bits of a source that the target ignores
+    # are independent noise, which leaves BROJA atoms unchanged.
+    "unique_16": {"redundancy": 0.0, "unique_image": 3.0, "unique_text": 0.0, "synergy": 0.0},
+    "redundant_16": {"redundancy": 4.0, "unique_image": 0.0, "unique_text": 0.0, "synergy": 0.0},
+    "xor_16": {"redundancy": 0.0, "unique_image": 0.0, "unique_text": 0.0, "synergy": 2.0},
+    "and_16": {"redundancy": _AND_R, "unique_image": 0.0, "unique_text": 0.0, "synergy": 0.5},
+    "mixed_32": {"redundancy": 1.0, "unique_image": 1.0, "unique_text": 1.0, "synergy": 1.0},
 }
 STRUCTURES: tuple[str, ...] = tuple(TRUE_ATOMS)
+#: The structures whose sources have 16-32 latent classes.
+MANY_CLASSES: tuple[str, ...] = ("unique_16", "redundant_16", "xor_16", "and_16", "mixed_32")
 
 
 def latent_joint(structure: str) -> np.ndarray:
@@ -52,6 +62,8 @@ def latent_joint(structure: str) -> np.ndarray:
     _check_structure(structure)
     if structure == "independent":
         return np.full((4, 4, 4), 1.0 / 64)
+    if structure in MANY_CLASSES:
+        return _many_classes(structure)
     if structure in ("redundant_xor",):
         p = np.zeros((4, 4, 4))
         for r in range(2):
@@ -80,6 +92,41 @@ def latent_joint(structure: str) -> np.ndarray:
         for b in range(2):
             p[a, b, rule(a, b)] = 0.25
     return p
+
+
+def _many_classes(structure: str) -> np.ndarray:
+    """Latent joints of :data:`MANY_CLASSES`.
+
+    - ``unique_16``: t = a mod 8 (U_image = 3 bits);
+    - ``redundant_16``: a = b = t (R = 4 bits);
+    - ``xor_16``: t = (a + b) mod 4 (S = 2 bits: each source alone says nothing of t);
+    - ``and_16``: t = (a mod 2) AND (b mod 2), AND's atoms (the other 3 bits are noise);
+    - ``mixed_32``: 32 symbols a source, a = (r, u1, s1, 2 noise bits), b = (r, u2, s2, 2 noise
+      bits), t = (r, u1, u2, s1 xor s2) (16 symbols): four independent subsystems, one bit of
+      each atom (BROJA atoms add over independent subsystems).
+    """
+    if structure == "mixed_32":
+        p = np.zeros((32, 32, 16))
+        for a in range(32):
+            for b in range(32):
+                r, u1, s1 = a & 1, (a >> 1) & 1, (a >> 2) & 1
+                r2, u2, s2 = b & 1, (b >> 1) & 1, (b >> 2) & 1
+                if r2 == r:  # the shared bit
+                    p[a, b, r | u1 << 1 | u2 << 2 | (s1 ^ s2) << 3] = 1.0
+        return p / p.sum()
+    rule, n_t = {
+        "unique_16": (lambda a, b: a % 8, 8),
+        "redundant_16": (lambda a, b: a if a == b else -1, 16),
+        "xor_16": (lambda a, b: (a + b) % 4, 4),
+        "and_16": (lambda a, b: (a % 2) & (b % 2), 2),
+    }[structure]
+    p = np.zeros((16, 16, n_t))
+    for a in range(16):
+        for b in range(16):
+            t = rule(a, b)
+            if t >= 0:
+                p[a, b, t] = 1.0
+    return p / p.sum()
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from mmpid.estimate.discretise import (
     as_variable,
     auto_clusters,
     check_clusters,
+    exact_labels,
     kmeans_labels,
     labels_of,
     n_distinct_rows,
@@ -32,6 +33,7 @@ from mmpid.estimate.discretise import (
     single_thread,
 )
 from mmpid.estimate.null import summarise_null
+from mmpid.estimate.resolution import choose_resolution, ladder
 from mmpid.estimate.result import BIT_ATOMS, AtomEstimate, Estimate
 from mmpid.estimate.solve import AtomColumns, solve_tables
 from mmpid.estimate.tables import bootstrap_tables, joint_table, permutation_tables
@@ -42,6 +44,9 @@ _NAMES = ("image", "text", "target")
 _ARGS = {"image": "x_image", "text": "x_text", "target": "y"}
 PROTOCOLS = ("pooled", "per-sample")
 CORRECTIONS = ("bootstrap", "null")
+#: The rules that choose the clusters: "auto" (the resolution the data support, see
+#: mmpid.estimate.resolution) and "conservative" (a common k from N alone).
+CLUSTER_RULES = ("auto", "conservative")
 # A k-means cluster holding less than this fraction of the average cluster size is degenerate.
 _DEGENERATE_FRACTION = 0.05
 #: Certified solver gaps (bits) above this raise a ConvergenceWarning; smaller ones are noted.
@@ -64,7 +69,7 @@ def estimate(
     n_components: int | None = 10,
     n_init: int = 4,
     max_bias: float = 0.05,
-    max_clusters: int = 12,
+    max_clusters: int = 128,
     method: str = "exact",
     backend: str = "numpy",
     length: int | None = None,
@@ -247,12 +252,12 @@ def _parse_clusters(
 ) -> dict[str, int | str]:
     """name -> int or "auto" for the continuous variables (labels keep their alphabet)."""
     if isinstance(clusters, str):
-        if clusters != "auto":
+        if clusters not in CLUSTER_RULES:
             raise InputError(
-                f"'clusters' must be 'auto', an int >= 1, or a dict with keys image/text/target; "
-                f"got {clusters!r}."
+                f"'clusters' must be one of {list(CLUSTER_RULES)}, an int >= 1, or a dict with keys "
+                f"image/text/target; got {clusters!r}."
             )
-        spec: dict[str, int | str] = {name: "auto" for name in _NAMES}
+        spec: dict[str, int | str] = {name: clusters for name in _NAMES}
     elif _is_int(clusters):
         if clusters < 1:
             raise InputError(f"'clusters' must be an int >= 1 or 'auto'; got {clusters!r}.")
@@ -339,15 +344,45 @@ def _estimate_pooled(
     timing["pca"] = time.perf_counter() - t
     given = {name: labels_of(var) for name, var in variables.items() if var.kind == "labels"}
 
-    # 2. choose the clusters
+    # 2. choose the clusters, 3. k-means (or the exact values)
+    t = time.perf_counter()
+    cache: dict[tuple[str, int], np.ndarray] = {}
+
+    def labels(name: str, k: int) -> np.ndarray:
+        if (name, k) not in cache:
+            if k == distinct[name]:
+                cache[name, k] = exact_labels(variables[name].data)
+            else:
+                with single_thread():
+                    cache[name, k] = kmeans_labels(
+                        reduced[name][0], k, seed=_seed_int(seeds[name]), n_init=n_init
+                    )
+        return cache[name, k]
+
+    rule = "conservative" if "conservative" in requested.values() else "auto"
     fixed = {name: d.n_clusters for name, d in given.items()}
     for name, k in requested.items():
-        if k != "auto":
+        if k not in ("auto", "conservative"):
             check_clusters(_ARGS[name], int(k), n, distinct[name])
             fixed[name] = int(k)
-    ks, too_few = auto_clusters(
-        n, fixed, distinct, max_bias=max_bias, max_clusters=max_clusters
-    )
+    resolution = None
+    if rule == "conservative":
+        ks, too_few = auto_clusters(
+            n, fixed, distinct, max_bias=max_bias, max_clusters=max_clusters
+        )
+        bias_bound = plugin_bias_bits(n, ks["image"], ks["text"], ks["target"])
+    else:
+        fixed_labels = {name: d.labels for name, d in given.items()}
+        fixed_labels.update({name: labels(name, k) for name, k in fixed.items() if name in reduced})
+        resolution = choose_resolution(
+            labels,
+            {name: ladder(n, distinct[name], max_clusters) for name in reduced if name not in fixed},
+            fixed_labels,
+            distinct,
+            max_bias=max_bias,
+        )
+        ks, bias_bound = resolution.clusters, resolution.bias
+        too_few = bias_bound > max_bias
     for name in _NAMES:
         if ks[name] == 1:
             note(
@@ -355,7 +390,6 @@ def _estimate_pooled(
                 "information, so every atom involving it is 0.",
                 emit=True,
             )
-    bias_bound = plugin_bias_bits(n, ks["image"], ks["text"], ks["target"])
     per_cell = n / (ks["image"] * ks["text"] * ks["target"])
     if bias_bound > max_bias:
         note(
@@ -370,17 +404,18 @@ def _estimate_pooled(
             emit=True,
         )
 
-    # 3. k-means
-    t = time.perf_counter()
     disc: dict[str, Discretised] = dict(given)
     for name in reduced:
         z, used, explained = reduced[name]
         k = ks[name]
-        with single_thread():
-            labels = kmeans_labels(z, k, seed=_seed_int(seeds[name]), n_init=n_init)
-        size = np.bincount(labels, minlength=k)
-        disc[name] = Discretised(labels, k, "continuous", size, used, explained)
-        if k > 1 and size.min() < max(1.0, _DEGENERATE_FRACTION * n / k):
+        exact = k == distinct[name] and k > 1
+        lab = labels(name, k)
+        size = np.bincount(lab, minlength=k)
+        disc[name] = Discretised(
+            lab, k, "exact" if exact else "continuous", size,
+            None if exact else used, None if exact else explained,
+        )
+        if not exact and k > 1 and size.min() < max(1.0, _DEGENERATE_FRACTION * n / k):
             note(
                 f"Degenerate cluster in '{_ARGS[name]}': the smallest of its {k} k-means clusters "
                 f"holds {int(size.min())} of {n} samples (outliers or duplicated rows?); "
@@ -420,6 +455,8 @@ def _estimate_pooled(
     }
     details["variables"] = {name: disc[name].summary() for name in _NAMES}
     details["plugin_bias_bound_bits"] = bias_bound
+    if resolution is not None:
+        details["resolution"] = {**resolution.summary(), "trace": list(resolution.trace)}
     details["samples_per_cell"] = per_cell
 
     clusters = {name: int(ks[name]) for name in _NAMES}

@@ -21,6 +21,7 @@ __all__ = [
     "as_variable",
     "reduce",
     "kmeans_labels",
+    "exact_labels",
     "single_thread",
     "auto_clusters",
     "plugin_bias_bits",
@@ -160,16 +161,23 @@ def single_thread() -> Any:
     return threadpool_limits(limits=1)
 
 
-def n_distinct_rows(z: np.ndarray, *, rtol: float = 1e-6) -> int:
-    """How many distinct rows ``z`` has (the most clusters k-means can fill).
+def exact_labels(z: np.ndarray, *, rtol: float = 1e-6) -> np.ndarray:
+    """Labels (N,) of the distinct rows of ``z``, numbered in sorted order of the rows.
 
     Rows that differ by less than ``rtol`` times the largest absolute entry count as one:
     float noise (a batch's padding, a PCA of constant rows) must not split a constant variable.
     """
     scale = float(np.max(np.abs(z))) if z.size else 0.0
     if scale == 0.0:
-        return 1 if z.shape[0] else 0
-    return int(np.unique(np.round(z / (scale * rtol)), axis=0).shape[0])
+        return np.zeros(z.shape[0], dtype=np.int64)
+    _, labels = np.unique(np.round(z / (scale * rtol)), axis=0, return_inverse=True)
+    return labels.astype(np.int64).ravel()
+
+
+def n_distinct_rows(z: np.ndarray, *, rtol: float = 1e-6) -> int:
+    """How many distinct rows ``z`` has (the most clusters k-means can fill); see
+    :func:`exact_labels` for what counts as distinct."""
+    return int(exact_labels(z, rtol=rtol).max()) + 1 if z.shape[0] else 0
 
 
 def kmeans_labels(z: np.ndarray, k: int, *, seed: int = 0, n_init: int = 4) -> np.ndarray:

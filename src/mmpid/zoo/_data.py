@@ -34,21 +34,28 @@ class Split:
         return len(self.questions)
 
 
-def load_split(split: str) -> Split:
-    """Load an easy-vqa split ("train": 38,575 questions on 4,000 images; "test": 9,673 on 1,000)."""
+def load_questions(split: str) -> tuple[list[str], list[str], np.ndarray]:
+    """(questions, answers, image_ids) of an easy-vqa split, without reading any image."""
     if split not in SPLITS:
         raise InputError(f"The 'split' parameter must be one of {SPLITS}. Got {split!r} instead.")
     try:
         import easy_vqa
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise DatasetError("easy-vqa is not installed: pip install easy-vqa") from exc
+    get_q = easy_vqa.get_train_questions if split == "train" else easy_vqa.get_test_questions
+    questions, answers, image_ids = get_q()
+    return list(questions), list(answers), np.asarray(image_ids, dtype=np.int64)
+
+
+def load_split(split: str) -> Split:
+    """Load an easy-vqa split ("train": 38,575 questions on 4,000 images; "test": 9,673 on 1,000)."""
+    import easy_vqa
     from PIL import Image
 
-    get_q = easy_vqa.get_train_questions if split == "train" else easy_vqa.get_test_questions
+    questions, answers, image_ids = load_questions(split)
     get_p = easy_vqa.get_train_image_paths if split == "train" else easy_vqa.get_test_image_paths
-    questions, answers, image_ids = get_q()
     paths = get_p()
     if sorted(paths) != list(range(len(paths))):
         raise DatasetError(f"easy-vqa {split} image ids are not 0..{len(paths) - 1}; reinstall easy-vqa.")
     images = np.stack([np.asarray(Image.open(paths[i]).convert("RGB")) for i in range(len(paths))])
-    return Split(list(questions), list(answers), np.asarray(image_ids, dtype=np.int64), images)
+    return Split(questions, answers, image_ids, images)
