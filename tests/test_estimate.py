@@ -249,7 +249,7 @@ def test_degenerate_cluster_warns() -> None:
         ({"n_permutations": 2.5}, "'n_permutations' must be an int >= 2"),
         ({"protocol": "token"}, "'protocol' must be one of"),
         ({"correction": "none"}, "'correction' must be one of"),
-        ({"clusters": "many"}, "'clusters' must be 'auto'"),
+        ({"clusters": "many"}, r"'clusters' must be one of \['auto', 'conservative'\]"),
         ({"clusters": 0}, "'clusters' must be an int >= 1"),
         ({"clusters": {"audio": 3}}, r"'clusters' has unknown keys \['audio'\]"),
         ({"clusters": {"target": 3}}, "holds labels, which are used as they are"),

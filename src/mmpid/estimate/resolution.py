@@ -180,9 +180,9 @@ def choose_resolution(
         trace.append({**{v: int(a.max()) + 1 if v not in chosen else int(chosen[v])
                          for v, a in zip(names, arrays)},
                       "score": value, "bias": bias, "missing": missing,
-                      "work": solver_work(*(a.max() + 1 for a in arrays)),
-                      "admissible": bias <= max_bias and missing <= max_missing})
-        trace[-1]["admissible"] = trace[-1]["admissible"] and trace[-1]["work"] <= max_work
+                      "work": (work := solver_work(*(int(a.max()) + 1 for a in arrays))),
+                      "admissible": bool(bias <= max_bias and missing <= max_missing
+                                         and work <= max_work)})
     ok = [t for t in trace if t["admissible"]] or [trace[0]]
     best = max(float(t["score"]) for t in ok)
     near = [t for t in ok if float(t["score"]) >= best - tolerance(best)]
