@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from mmpid.atomic import write_json_atomic
 from mmpid.errors import InputError, StoreError
 
 __all__ = ["FORMAT_VERSION", "FeatureStore", "config_hash"]
@@ -40,13 +41,6 @@ def config_hash(config: dict[str, Any]) -> str:
     """A short, stable hash of a JSON-serialisable configuration."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON so that a crash leaves the old file or the new one, never half of either."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=str))
-    os.replace(tmp, path)
 
 
 class FeatureStore:
