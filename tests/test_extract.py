@@ -10,7 +10,7 @@ import torch
 from tiny_models import build_llava
 
 from mmpid.data import VQADataset, load_dataset
-from mmpid.errors import DatasetError, InputError, StoreError
+from mmpid.errors import DatasetError, InputError, OptionError, StoreError
 from mmpid.extract import extract
 from mmpid.models import load_adapter
 from mmpid.store import FeatureStore
@@ -145,15 +145,18 @@ def test_all_skipped_is_an_error(adapter, tmp_path):
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
-        ({"protocol": "tokens"}, "'protocol'.*input-fusion.*Got 'tokens'"),
+        ({"protocol": "tokens"}, "'protocol' must be one of \\['input-fusion', 'span'\\]; got 'tokens'"),
         ({"pooling": "median"}, "'pooling'"),
         ({"target": "truth"}, "'target'"),
-        ({"batch_size": 0}, "'batch_size'"),
+        ({"batch_size": 0}, "'batch_size' must be an int >= 1; got 0"),
+        ({"target": "label"}, "'target' must be left at its default .* with protocol='input-fusion'"),
+        ({"shard_size": 0}, "'shard_size' must be None or an int >= 1; got 0"),
     ],
 )
 def test_options_are_validated(adapter, data, tmp_path, kw, match):
-    with pytest.raises(InputError, match=match):
-        extract(adapter, data, tmp_path, progress=False, **kw)
+    with pytest.raises(OptionError, match=match):
+        extract(adapter, data, tmp_path / "store", progress=False, **kw)
+    assert not (tmp_path / "store").exists()
 
 
 def _multi_token_dataset(tmp_path, answers):

@@ -37,9 +37,7 @@ inserted is an error (ModelFamilyError): it would make every number wrong.
 
 from __future__ import annotations
 
-import functools
 import os
-import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +45,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmpid.errors import DatasetError, InputError, ModelFamilyError
+from mmpid.extract_options import PROTOCOLS, TARGETS, ExtractOptions
 from mmpid.store import FeatureStore
+from mmpid.versions import installed_versions
 
 if TYPE_CHECKING:  # pragma: no cover
     from mmpid.data import Sample, VQADataset
@@ -55,29 +55,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["PROTOCOLS", "TARGETS", "extract"]
 
-PROTOCOLS = ("input-fusion", "span")
-TARGETS = ("prediction", "label")
-POOLINGS = ("mean", "last", "max")
 #: Most candidate answers scored one forward pass each (multi-token answers, span + prediction).
 MAX_SEQUENCE_CANDIDATES = 64
-
-
-def _versions() -> dict[str, str]:
-    return dict(_installed_versions())
-
-
-@functools.lru_cache(maxsize=1)
-def _installed_versions() -> tuple[tuple[str, str], ...]:
-    """Python's and the key packages' versions (read from their metadata once per process)."""
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("mmpid", "torch", "transformers", "numpy", "safetensors", "datasets"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:  # pragma: no cover
-            out[pkg] = "absent"
-    return tuple(out.items())
 
 
 def extract(
@@ -108,7 +87,7 @@ def extract(
     pooling : {"mean", "last", "max"}
         How token positions are pooled into one vector per example.
     target : {"prediction", "label"}
-        Y of the span protocol (ignored by input-fusion, which stores both).
+        Y of the span protocol. Input-fusion stores both, so ``"label"`` with it is an error.
     batch_size : int
         Examples per forward pass.
     shard_size : int, optional
@@ -135,30 +114,20 @@ def extract(
     >>> x_image.shape, y.shape  # doctest: +SKIP
     ((300, 4096), (300, 4096))
     """
-    if protocol not in PROTOCOLS:
-        raise InputError(f"The 'protocol' parameter must be one of {PROTOCOLS}. Got {protocol!r}.")
-    if pooling not in POOLINGS:
-        raise InputError(f"The 'pooling' parameter must be one of {POOLINGS}. Got {pooling!r}.")
-    if target not in TARGETS:
-        raise InputError(f"The 'target' parameter must be one of {TARGETS}. Got {target!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"The 'batch_size' parameter must be a positive integer. Got {batch_size!r}.")
-    if shard_size is None:
-        shard_size = batch_size * max(1, 256 // batch_size)
-    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
-        raise InputError(f"The 'shard_size' parameter must be a positive integer. Got {shard_size!r}.")
-    shard_size = -(-shard_size // batch_size) * batch_size
+    opts = ExtractOptions(
+        protocol=protocol, pooling=pooling, target=target, batch_size=batch_size, shard_size=shard_size
+    )
     if len(dataset) == 0:
         raise DatasetError("The dataset holds no samples; nothing to extract.")
     return _extract(
         adapter,
         dataset,
         Path(out_dir),
-        protocol=protocol,
-        pooling=pooling,
-        target=target,
-        batch_size=batch_size,
-        shard_size=shard_size,
+        protocol=opts.protocol,
+        pooling=opts.pooling,
+        target=opts.target,
+        batch_size=opts.batch_size,
+        shard_size=opts.shard_rows(),
         overwrite=overwrite,
         progress=progress,
     )
@@ -215,7 +184,7 @@ def _extract(
         "n_layers": adapter.n_layers,
         "hidden_size": adapter.hidden_size,
         "layers": list(range(adapter.n_layers)),
-        "versions": _versions(),
+        "versions": installed_versions(),
     }
     store = FeatureStore.create(out, config, info=info, overwrite=overwrite)
     done = store.finished_shards()

@@ -61,11 +61,11 @@ import torch
 from torch import nn
 
 from mmpid.errors import InputError, ModelFamilyError
+from mmpid.extract_options import POOLINGS
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-POOLINGS = ("mean", "last", "max")
 #: Entries kept per adapter in each of its caches (question-token runs, image-token counts); a full
 #: cache is emptied and refilled. 4,096 question runs take a few MiB at most.
 _CACHE_SIZE = 4096
