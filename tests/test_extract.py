@@ -93,6 +93,58 @@ def test_resume_gives_identical_arrays(adapter, data, tmp_path, monkeypatch):
     assert resumed.manifest["sample_ids"] == full.manifest["sample_ids"]
 
 
+def test_resume_under_other_versions_is_refused(adapter, data, tmp_path):
+    """An unfinished store is not resumed by other mmpid/torch/transformers/weights; a finished one opens."""
+    with pytest.raises(KeyboardInterrupt):
+        extract(adapter, _interrupting(data, 9), tmp_path / "part", batch_size=4, shard_size=8, progress=False)
+    path = tmp_path / "part" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    assert set(manifest["pins"]) == {"mmpid", "torch", "transformers", "model"} and manifest["pins"]["model"]
+    manifest["pins"]["transformers"] = "4.0.0"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(StoreError, match=r"other versions \(transformers: '4.0.0' then, '.+' now\).*1 finished shard"):
+        extract(adapter, data, tmp_path / "part", batch_size=4, shard_size=8, progress=False)
+    full = extract(adapter, data, tmp_path / "full", batch_size=4, shard_size=8, progress=False)
+    manifest = json.loads((tmp_path / "full" / "manifest.json").read_text())
+    manifest["pins"]["mmpid"] = "0.0.1"
+    (tmp_path / "full" / "manifest.json").write_text(json.dumps(manifest))
+    again = extract(adapter, data, tmp_path / "full", batch_size=4, shard_size=8, progress=False)
+    assert again.n_samples == full.n_samples  # finished: nothing would be mixed
+
+
+def test_load_reads_only_the_tensors_it_needs(adapter, data, tmp_path, monkeypatch):
+    """FeatureStore.load reads three tensors per shard, not every tensor of every shard."""
+    import safetensors
+
+    store = extract(adapter, data, tmp_path, batch_size=4, shard_size=8, progress=False)
+    opened = []
+    real = safetensors.safe_open
+
+    class Counting:
+        def __init__(self, *a, **k):
+            self.inner = real(*a, **k)
+
+        def __enter__(self):
+            self.inner.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
+
+        def keys(self):
+            return self.inner.keys()
+
+        def get_tensor(self, key):
+            opened.append(key)
+            return self.inner.get_tensor(key)
+
+    monkeypatch.setattr(safetensors, "safe_open", Counting)
+    store.load(store.layers[-1])
+    n_shards = len([s for s in store.manifest["shards"] if s["n"]])
+    last = f"y.{store.layers[-1]}"
+    assert sorted(opened) == sorted(["x_image", "x_text", last] * n_shards)
+
+
 def test_other_config_is_refused(adapter, data, tmp_path):
     extract(adapter, data, tmp_path, batch_size=8, progress=False)
     with pytest.raises(StoreError, match=r"differs in \['pooling'\]"):

@@ -47,7 +47,7 @@ import numpy as np
 from mmpid.errors import DatasetError, InputError, ModelFamilyError
 from mmpid.extract_options import PROTOCOLS, TARGETS, ExtractOptions
 from mmpid.store import FeatureStore
-from mmpid.versions import installed_versions
+from mmpid.versions import PINNED, folder_fingerprint, installed_versions
 
 if TYPE_CHECKING:  # pragma: no cover
     from mmpid.data import Sample, VQADataset
@@ -170,6 +170,7 @@ def _extract(
         "batch_size": batch_size,
         "shard_size": shard_size,
     }
+    versions = installed_versions()
     info = {
         "model": model["id"],
         "model_revision": model["revision"],
@@ -184,9 +185,11 @@ def _extract(
         "n_layers": adapter.n_layers,
         "hidden_size": adapter.hidden_size,
         "layers": list(range(adapter.n_layers)),
-        "versions": installed_versions(),
+        "versions": versions,
     }
-    store = FeatureStore.create(out, config, info=info, overwrite=overwrite)
+    pins = {k: versions[k] for k in PINNED}
+    pins["model"] = model["revision"] or folder_fingerprint(model["id"])
+    store = FeatureStore.create(out, config, info=info, pins=pins, overwrite=overwrite)
     done = store.finished_shards()
     starts = list(range(0, n, shard_size))
     first_done = sum(min(shard_size, n - starts[k]) for k in done if k < len(starts))

@@ -106,11 +106,11 @@ def load_adapter(
     -------
     Adapter
     """
-    from transformers import AutoConfig
-
     if not isinstance(model_id_or_path, str) and not hasattr(model_id_or_path, "__fspath__"):
         raise InputError(f"The 'model' parameter must be a hub id or a folder path. Got {model_id_or_path!r}.")
     path = resolve_model(str(model_id_or_path))
+    from transformers import AutoConfig
+
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:

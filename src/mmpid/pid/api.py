@@ -56,7 +56,12 @@ def _check_options(method: str, tol: float | None, max_iter: int | None) -> tupl
 
 def _as_numpy(x: Any) -> np.ndarray:
     if type(x).__module__.startswith("torch"):
-        return x.detach().cpu().numpy().astype(np.float64)
+        x = x.detach().cpu().numpy()
+    if np.iscomplexobj(x):
+        raise InputError(
+            "The 'p' parameter must be a real array of probabilities or counts; got a complex "
+            "array (its imaginary part would be dropped). Pass p.real if that is what you mean."
+        )
     try:
         return np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
