@@ -10,7 +10,7 @@ import torch
 from tiny_models import build_llava
 
 from mmpid.data import VQADataset, load_dataset
-from mmpid.errors import DatasetError, InputError, OptionError, StoreError
+from mmpid.errors import CheckSkippedWarning, DatasetError, InputError, OptionError, StoreError
 from mmpid.extract import extract
 from mmpid.models import load_adapter
 from mmpid.store import FeatureStore
@@ -38,6 +38,7 @@ def test_input_fusion_store(adapter, data, tmp_path):
     assert m["protocol"] == "input-fusion" and m["pooling"] == "mean" and m["scoring"] == ["first-token"]
     assert m["model"] == adapter.model_id and m["dataset"] == "easy-vqa" and len(m["config_hash"]) == 16
     assert {"torch", "transformers", "numpy", "python"} <= set(m["versions"])
+    assert m["image_token_check"] == {"checked": True, "skipped": []}
     # shard_size is rounded up to a multiple of batch_size: 10, 10, 4
     assert [s["n"] for s in m["shards"]] == [10, 10, 4]
     # rows equal single-example passes (right padding does not leak into the prompt)
@@ -50,6 +51,50 @@ def test_input_fusion_store(adapter, data, tmp_path):
     assert store.labels().tolist() == [data.label(s.answer) for s in data]
     preds = store.predictions()
     assert preds.min() >= 0 and preds.max() < len(data.answers)
+
+
+def test_skipped_image_token_check_is_recorded_and_warned(adapter, data, tmp_path, monkeypatch):
+    """When the processor cannot count its image tokens the check is skipped, never silently."""
+
+    def cannot_count(self, images):
+        self.image_check_skipped = "FakeProcessor._get_num_multimodal_tokens failed (TypeError: nope)"
+        return None
+
+    monkeypatch.setattr(type(adapter), "expected_image_tokens", cannot_count)
+    with pytest.warns(CheckSkippedWarning, match=r"could not run: FakeProcessor.*TypeError: nope"):
+        store = extract(adapter, data, tmp_path / "s", batch_size=8, progress=False)
+    check = store.manifest["image_token_check"]
+    assert check == {"checked": False, "skipped": ["FakeProcessor._get_num_multimodal_tokens failed (TypeError: nope)"]}
+    assert all(not s["image_token_check"]["checked"] for s in store.manifest["shards"])
+
+
+def test_processor_failure_is_reported_by_the_adapter(adapter, data):
+    """The base adapter's count: a processor whose counter raises leaves the reason on the batch."""
+
+    class Broken:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def __call__(self, *a, **kw):
+            return self.inner(*a, **kw)
+
+        def _get_num_multimodal_tokens(self, **kw):
+            raise TypeError("unexpected keyword")
+
+    real = adapter.processor
+    adapter.__dict__.pop("_mmpid_image_tokens", None)
+    adapter.processor = Broken(real)
+    try:
+        enc = adapter.encode([data[0].image], [data[0].question])
+    finally:
+        adapter.processor = real
+        adapter.__dict__.pop("_mmpid_image_tokens", None)
+    assert enc.expected_image_tokens is None
+    assert enc.image_check_skipped == "Broken._get_num_multimodal_tokens failed (TypeError: unexpected keyword)"
+    assert adapter.encode([data[0].image], [data[0].question]).image_check_skipped is None
 
 
 class _Interrupting(list):

@@ -55,6 +55,10 @@ class ConvergenceWarning(UserWarning):
     """A solver stopped before reaching its tolerance; the result carries converged=False."""
 
 
+class CheckSkippedWarning(UserWarning):
+    """A safety check that could not run; what was skipped and why is also recorded."""
+
+
 class EstimateWarning(UserWarning):
     """An estimate that should be read with care (sparse cells, atoms within the null)."""
 
@@ -70,4 +74,5 @@ __all__ = [
     "StoreError",
     "ConvergenceWarning",
     "EstimateWarning",
+    "CheckSkippedWarning",
 ]

@@ -32,19 +32,22 @@ An image that does not decode, a missing image, an empty question, or a prompt
 longer than the model's context: the sample is skipped and recorded, with its
 reason, in the manifest (``skipped``); nothing is dropped silently. A mismatch
 between the image tokens found in the ids and the tokens the processor says it
-inserted is an error (ModelFamilyError): it would make every number wrong.
+inserted is an error (ModelFamilyError): it would make every number wrong. Where
+that cross-check cannot run (the processor cannot count its image tokens), the
+manifest says so under ``image_token_check`` and a CheckSkippedWarning is raised.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmpid.errors import DatasetError, InputError, ModelFamilyError
+from mmpid.errors import CheckSkippedWarning, DatasetError, InputError, ModelFamilyError
 from mmpid.extract_options import PROTOCOLS, TARGETS, ExtractOptions
 from mmpid.store import FeatureStore
 from mmpid.versions import PINNED, folder_fingerprint, installed_versions
@@ -203,9 +206,12 @@ def _extract(
             ids: list[str] = []
             skipped: list[dict[str, str]] = []
             scoring: set[str] = set()
+            unchecked: set[str] = set()
             for b0 in range(start, stop, batch_size):
                 batch = [dataset[i] for i in range(b0, min(b0 + batch_size, stop))]
-                part, kept, skip, how = _process_batch(adapter, dataset, batch, protocol, pooling, target)
+                part, kept, skip, how = _process_batch(
+                    adapter, dataset, batch, protocol, pooling, target, unchecked
+                )
                 skipped += skip
                 ids += kept
                 if how:
@@ -218,15 +224,32 @@ def _extract(
                 {key: np.concatenate(v, axis=0) for key, v in arrays.items()},
                 sample_ids=ids,
                 skipped=skipped,
-                extra={"scoring": sorted(scoring)},
+                extra={"scoring": sorted(scoring), "image_token_check": _check_record(unchecked)},
             )
     finally:
         bar.close()
     if store.n_samples == 0:
         reasons = sorted({s["reason"] for s in store.skipped})[:3]
         raise DatasetError(f"Every sample was skipped (e.g. {reasons}); the store would be empty.")
-    store.finalize(scoring=sorted({h for s in store.manifest["shards"] for h in s.get("scoring", [])}))
+    shards = store.manifest["shards"]
+    reasons = sorted({r for s in shards for r in s.get("image_token_check", {}).get("skipped", [])})
+    store.finalize(
+        scoring=sorted({h for s in shards for h in s.get("scoring", [])}),
+        image_token_check={"checked": not reasons, "skipped": reasons},
+    )
+    if reasons:
+        warnings.warn(
+            "The image-token cross-check (image tokens found in the ids against those the processor "
+            f"says it inserted) could not run: {'; '.join(reasons)}. The store's manifest records this "
+            "under 'image_token_check'; check the image spans by hand before trusting X_image.",
+            CheckSkippedWarning,
+            stacklevel=3,
+        )
     return store
+
+
+def _check_record(unchecked: set[str]) -> dict[str, Any]:
+    return {"checked": not unchecked, "skipped": sorted(unchecked)}
 
 
 def _process_batch(
@@ -236,8 +259,11 @@ def _process_batch(
     protocol: str,
     pooling: str,
     target: str,
+    unchecked: set[str],
 ) -> tuple[dict[str, np.ndarray], list[str], list[dict[str, str]], str | None]:
-    """Pooled arrays for the usable samples of one batch, their ids, the skipped ones, the scoring used."""
+    """Pooled arrays for the usable samples of one batch, their ids, the skipped ones, the scoring used.
+
+    Why the image-token cross-check could not run, if it could not, is added to ``unchecked``."""
     skipped: list[dict[str, str]] = []
     good: list[tuple[Sample, Any]] = []
     for s in batch:
@@ -289,7 +315,7 @@ def _process_batch(
         if not good:
             return {}, [], skipped, None
         enc = adapter.encode([im for _, im in good], [s.question for s, _ in good])
-    _check_image_tokens(adapter, enc, [s.id for s, _ in good])
+    skipped_check = _check_image_tokens(adapter, enc, [s.id for s, _ in good])
 
     act = adapter.run(enc, pooling=pooling)
     need_sequence = protocol == "span" and target == "prediction"
@@ -312,10 +338,14 @@ def _process_batch(
             out[f"x_image.{layer}"] = act.image[layer]
             out[f"x_text.{layer}"] = act.text[layer]
         out["y"] = prediction if target == "prediction" else out["label"]
+    if skipped_check:
+        unchecked.add(skipped_check)
     return out, [s.id for s, _ in good], skipped, how
 
 
-def _check_image_tokens(adapter: Adapter, enc: Any, ids: Sequence[str]) -> None:
+def _check_image_tokens(adapter: Adapter, enc: Any, ids: Sequence[str]) -> str | None:
+    """Raise if the image tokens found differ from those the processor inserted; return why the
+    comparison could not be made (None when it was)."""
     found = list(enc.n_image_tokens)
     for sid, f in zip(ids, found):
         if f == 0:
@@ -330,6 +360,9 @@ def _check_image_tokens(adapter: Adapter, enc: Any, ids: Sequence[str]) -> None:
             f"Image tokens found in the ids differ from what the processor inserted "
             f"(sample, found, expected): {bad}. The processor and model config disagree."
         )
+    if expected is None:
+        return getattr(enc, "image_check_skipped", None) or "the adapter cannot count the expected image tokens"
+    return None
 
 
 def _score_answers(

@@ -105,6 +105,8 @@ class Encoded:
         Image tokens found in the ids, per example.
     expected_image_tokens : list of int or None
         Image tokens the processor says it inserted (None when it cannot say).
+    image_check_skipped : str or None
+        Why ``expected_image_tokens`` is None (the cross-check cannot run); None when it can.
     lengths : list of int
         Prompt length in tokens, per example.
     prompts : list of str
@@ -120,6 +122,7 @@ class Encoded:
     lengths: list[int]
     prompts: list[str]
     extra: dict[str, Any] = field(default_factory=dict)
+    image_check_skipped: str | None = None
 
     @property
     def batch_size(self) -> int:
@@ -315,6 +318,8 @@ class Adapter(abc.ABC):
 
     family: ClassVar[str] = ""
     model_class: ClassVar[Any] = None
+    #: Why the last :meth:`encode` could not cross-check its image tokens (None: it could).
+    image_check_skipped: str | None = None
 
     @classmethod
     def transformers_class(cls) -> Any:
@@ -486,20 +491,31 @@ class DecoderAdapter(Adapter):
 
     # ---- encode
     def expected_image_tokens(self, images: Sequence[Sequence[Image.Image]]) -> list[int] | None:
-        """Image tokens the processor inserts per example, from its own bookkeeping."""
+        """Image tokens the processor inserts per example, from its own bookkeeping.
+
+        None when the processor cannot say; :attr:`image_check_skipped` then says why.
+        """
         fn = getattr(self.processor, "_get_num_multimodal_tokens", None)
         if fn is None:
+            self.image_check_skipped = f"{type(self.processor).__name__} has no _get_num_multimodal_tokens"
             return None
 
         def count(sizes: list[tuple[int, int]]) -> list[int] | None:
             try:
                 data = fn(image_sizes=sizes)
-            except (TypeError, ValueError, KeyError, AttributeError):
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                self.image_check_skipped = (
+                    f"{type(self.processor).__name__}._get_num_multimodal_tokens failed "
+                    f"({type(exc).__name__}: {exc})"
+                )
                 return None
             counts = getattr(data, "num_image_tokens", None)
             if counts is None and isinstance(data, dict):
                 counts = data.get("num_image_tokens")
             if counts is None or len(counts) != len(sizes):
+                self.image_check_skipped = (
+                    f"{type(self.processor).__name__}._get_num_multimodal_tokens gave no per-image counts"
+                )
                 return None
             return [int(c) for c in counts]
 
@@ -564,15 +580,19 @@ class DecoderAdapter(Adapter):
             for k, v in inputs.items()
             if isinstance(v, torch.Tensor)
         }
+        expected = self.expected_image_tokens(ims)
         return Encoded(
             inputs=model_inputs,
             image_mask=image_mask.to(dev),
             text_mask=torch.from_numpy(text_mask).to(dev),
             answer_index=(lengths - 1).to(dev, torch.long),
             n_image_tokens=image_mask.sum(1).tolist(),
-            expected_image_tokens=self.expected_image_tokens(ims),
+            expected_image_tokens=expected,
             lengths=lengths.tolist(),
             prompts=prompts,
+            image_check_skipped=None if expected is not None else (
+                self.image_check_skipped or f"{type(self).__name__} cannot count the image tokens it expects"
+            ),
         )
 
     def _question_positions(
