@@ -268,15 +268,15 @@ def test_decompose_many_rejects_bad_input() -> None:
         decompose_many(P)
     with pytest.raises(InputError, match=r"shape \(B, n1, n2, ny\)"):
         decompose_many(np.ones((2, 2, 2)))
-    with pytest.raises(InputError, match="'method' parameter must be one of"):
+    with pytest.raises(InputError, match=r"'method' must be one of \['exact', 'ipfp'\]; got"):
         decompose_many(np.ones((1, 2, 2, 2)), method="cvx")
     with pytest.raises(InputError, match="'backend' parameter must be one of"):
         decompose_many(np.ones((1, 2, 2, 2)), backend="jax")
     with pytest.raises(InputError, match="'device' parameter needs backend='torch'"):
         decompose_many(np.ones((1, 2, 2, 2)), device="cuda")
-    with pytest.raises(InputError, match="'tol' parameter"):
+    with pytest.raises(InputError, match="'tol' must be a positive finite number"):
         decompose_many(np.ones((1, 2, 2, 2)), tol=0.0)
-    with pytest.raises(InputError, match="'max_iter' parameter"):
+    with pytest.raises(InputError, match="'max_iter' must be an int >= 1"):
         decompose_many(np.ones((1, 2, 2, 2)), max_iter=0)
 
 
@@ -287,3 +287,13 @@ def test_no_warnings_on_edge_cases() -> None:
         for p in tables:
             assert decompose(p).converged
             assert decompose(p, method="ipfp").gap >= 0
+
+
+def test_complex_tables_are_refused() -> None:
+    """A complex array is an error, not a ComplexWarning and a result of its real part."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputError, match="got a complex array.*p.real"):
+            decompose(np.ones((2, 2, 2)) * (1 + 0.5j))
+        with pytest.raises(InputError, match="got a complex array"):
+            decompose_many(np.ones((1, 2, 2, 2), dtype=np.complex64))

@@ -252,7 +252,7 @@ def extract_features(
         device=device, dtype=dtype,
     )
     store = check_out_dir(store_dir, "store_dir")
-    adapter, data = _load(model, options)
+    adapter, data = _load(resolve_model(model), options)
     return _extract(adapter, data, store, options, progress=progress)
 
 
@@ -324,7 +324,7 @@ def analyze(
     )
     layers = check_layers(layers)
     out = check_out_dir(out_dir, "out_dir")
-    adapter, data = _load(model, extract_options)
+    adapter, data = _load(resolve_model(model), extract_options)
     if layers is not None:
         unknown = sorted(v for v in layers if not 0 <= v < adapter.n_layers)
         if unknown:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mmpid.errors import ConvergenceWarning, InputError
+from mmpid.errors import ConvergenceWarning, InputError, OptionError
 from mmpid.pid import _primal_dual
 from mmpid.pid._backend import get_ops
 from mmpid.pid._exact import CENTRED_RETRY, ExactOut, solve_exact
@@ -43,14 +43,13 @@ JIT_ENV = "MMPID_JIT"
 
 def _check_options(method: str, tol: float | None, max_iter: int | None) -> tuple[float, int]:
     if method not in METHODS:
-        raise InputError(
-            f"The 'method' parameter must be one of {METHODS}; got {method!r} instead.")
+        raise OptionError("method", method, f"one of {list(METHODS)}")
     tol = DEFAULTS[method]["tol"] if tol is None else tol
     max_iter = DEFAULTS[method]["max_iter"] if max_iter is None else max_iter
     if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol > 0):
-        raise InputError(f"The 'tol' parameter must be a positive finite number; got {tol!r}.")
+        raise OptionError("tol", tol, "a positive finite number")
     if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 1):
-        raise InputError(f"The 'max_iter' parameter must be an int >= 1; got {max_iter!r}.")
+        raise OptionError("max_iter", max_iter, "an int >= 1")
     return float(tol), int(max_iter)
 
 
