@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -639,7 +640,7 @@ class DecoderAdapter(Adapter):
     def _question_runs(
         self, prompts: Sequence[str], questions: Sequence[str]
     ) -> list[tuple[list[int], list[int]]]:
-        """Per prompt: the id run from the question's first to last token, and its question tokens' offsets in it.
+        """Per prompt: the id run from the question's first token to the prompt's end, and its question tokens' offsets in it.
 
         One tokenizer pass over the unexpanded prompts, with character offsets.
         """
@@ -647,7 +648,7 @@ class DecoderAdapter(Adapter):
         special_ids = self._special_ids()
         out = []
         for (tok_ids, offsets, special_mask), prompt, question in zip(rows, prompts, questions):
-            start = prompt.rfind(question)
+            start = self._question_start(prompt, question)
             if start < 0 or not question.strip():
                 raise InputError(f"The prompt template dropped the question {question!r}; cannot find its tokens.")
             special = [bool(sm) or t in special_ids for sm, t in zip(special_mask, tok_ids)]
@@ -655,8 +656,33 @@ class DecoderAdapter(Adapter):
             if not local:
                 raise InputError(f"The question {question!r} has no tokens after removing special tokens.")
             first = local[0]
-            out.append((list(tok_ids[first : local[-1] + 1]), [i - first for i in local]))
+            # the run reaches the prompt's end: the template's tail after the question makes
+            # its last occurrence in the expanded ids the question's, even when the tail
+            # repeats the question's own tokens
+            out.append((list(tok_ids[first:]), [i - first for i in local]))
         return out
+
+    def _question_start(self, prompt: str, question: str) -> int:
+        """Where ``question`` begins in ``prompt`` (-1 if it is not there).
+
+        The template's text after the question is the same for every question, so the question
+        is the text just before it; searching for the question's last occurrence instead would,
+        for a question that also occurs in the template's tail (``"ASSISTANT:"``), find the
+        template's copy. The search remains the fallback for a template that varies its tail.
+        """
+        tail = self._template_tail
+        if tail is not None and prompt.endswith(question + tail):
+            return len(prompt) - len(tail) - len(question)
+        return prompt.rfind(question)
+
+    @functools.cached_property
+    def _template_tail(self) -> str | None:
+        """The rendered template's text after the question (None if the marker does not survive)."""
+        marker = "mmpidquestionmarker"
+        prompt = self.build_prompt(marker)
+        if prompt.count(marker) != 1:
+            return None
+        return prompt[prompt.index(marker) + len(marker):]
 
     def _special_ids(self) -> set[int]:
         cached = self.__dict__.get("_mmpid_special_ids")
