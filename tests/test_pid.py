@@ -222,8 +222,9 @@ def test_result_objects() -> None:
     pid = batch[-1]
     assert isinstance(pid, PID) and isinstance(pid.iterations, int)
     d = pid.to_dict()
-    assert set(d) == {*ATOMS, "mutual_information", "method", "iterations", "converged", "gap",
-                      "marginal_error", "nonnegative"}
+    assert set(d) == {*ATOMS, "mutual_information", "method", "iterations", "fallback_rounds",
+                      "converged", "gap", "marginal_error", "nonnegative"}
+    assert isinstance(pid.fallback_rounds, int) and (batch.fallback_rounds == 0).all()
     assert d["synergy"] == pid.synergy
     frame = batch.to_frame()
     assert list(frame.index) == [0, 1, 2]
@@ -303,3 +304,18 @@ def test_complex_tables_are_refused() -> None:
             decompose(np.ones((2, 2, 2)) * (1 + 0.5j))
         with pytest.raises(InputError, match="got a complex array"):
             decompose_many(np.ones((1, 2, 2, 2), dtype=np.complex64))
+
+
+def test_a_negative_duality_gap_is_a_bug_not_a_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gap is clamped at 0 only within rounding; a dual bound above the primal value
+    (impossible by weak duality) raises instead of being reported as a certified 0."""
+    from mmpid.pid import _problem
+
+    _problem.check_gap(np.array([-1e-13, 0.0, 1e-3]), np.full(3, 1e-10))  # rounding: fine
+    with pytest.raises(RuntimeError, match="negative duality gap"):
+        _problem.check_gap(np.array([0.0, -1e-4]), np.full(2, 1e-10))
+    real = _problem.feasible_dual_bound
+    monkeypatch.setattr(_problem, "feasible_dual_bound", lambda *a: real(*a) + 0.01)
+    monkeypatch.setenv("MMPID_JIT", "0")  # the vectorised pass, whose certify is patched here
+    with pytest.raises(RuntimeError, match="negative duality gap"):
+        decompose(CANONICAL["and"][0])

@@ -194,7 +194,8 @@ def _fallback(ops: Any, prob: Any, out: Any, *, tol: float, max_iter: int) -> An
     _FALLBACK_ITER alternations), keeping the better certificate each time.
 
     Rare (degenerate sparse tables, with q* = 0 on some pairs whose constraint is also
-    tight); the extra steps and alternations are added to the table's iterations.
+    tight); the barrier's Newton steps are added to the table's iterations (Newton steps
+    too), the IPFP alternations counted apart, in `fallback_rounds`.
     """
     out = _keep_better(ops, prob, out, tol, lambda sub: solve_exact(
         ops, sub, tol=tol, max_iter=max_iter))
@@ -202,11 +203,13 @@ def _fallback(ops: Any, prob: Any, out: Any, *, tol: float, max_iter: int) -> An
         ops, sub, tol=tol, max_iter=max_iter, centred_at=CENTRED_RETRY))
     return _keep_better(ops, prob, out, tol, lambda sub: solve_ipfp(
         ops, sub, tol=0.0, max_iter=_FALLBACK_ITER, inner_tol=1e-12, inner_max_iter=1000,
-        gap_target=tol))
+        gap_target=tol), counter="fallback_rounds")
 
 
-def _keep_better(ops: Any, prob: Any, out: Any, tol: float, solve: Any) -> Any:
-    """Run `solve` on the stuck, uncertified tables of `out`; keep the better certificate."""
+def _keep_better(ops: Any, prob: Any, out: Any, tol: float, solve: Any, *,
+                 counter: str = "iterations") -> Any:
+    """Run `solve` on the stuck, uncertified tables of `out`; keep the better certificate.
+    The solver's iterations are added to `out`'s field `counter`."""
     bad = ops.to_numpy(out.stuck & ~out.converged).nonzero()[0]
     if bad.size == 0:
         return out
@@ -216,7 +219,10 @@ def _keep_better(ops: Any, prob: Any, out: Any, tol: float, solve: Any) -> Any:
     for name in ("i_q", "gap", "marginal_error"):
         cur = getattr(out, name)
         cur[idx] = ops.where(better, getattr(alt, name), cur[idx])
-    out.iterations[idx] = out.iterations[idx] + alt.iterations
+    if getattr(out, counter) is None:
+        setattr(out, counter, out.iterations * 0)
+    count = getattr(out, counter)
+    count[idx] = count[idx] + alt.iterations
     out.converged[idx] = out.gap[idx] <= tol
     out.stuck[idx] = out.stuck[idx] & ~out.converged[idx]
     return out
@@ -293,8 +299,12 @@ def _solve_stack(P: np.ndarray, *, method: str, tol: float, max_iter: int, backe
             prob = make_problem(ops, ops.asarray(P[lo:lo + chunk]))
             out = solve_ipfp(ops, prob, tol=tol, max_iter=max_iter, inner_tol=1e-12,
                              inner_max_iter=1000)
-        return {k: ops.to_numpy(getattr(out, k)) for k in
-                ("i_q", "gap", "marginal_error", "iterations", "converged")}
+        res = {k: ops.to_numpy(getattr(out, k)) for k in
+               ("i_q", "gap", "marginal_error", "iterations", "converged")}
+        rounds = getattr(out, "fallback_rounds", None)
+        res["fallback_rounds"] = (np.zeros(len(res["gap"]), np.int64) if rounds is None
+                                  else ops.to_numpy(rounds))
+        return res
 
     starts = range(0, B, chunk)
     if workers > 1:
@@ -324,6 +334,7 @@ def _solve_stack(P: np.ndarray, *, method: str, tol: float, max_iter: int, backe
         mutual_information=i12,
         method=method,
         iterations=res["iterations"].astype(np.int64),
+        fallback_rounds=res["fallback_rounds"].astype(np.int64),
         converged=converged,
         gap=res["gap"],
         marginal_error=res["marginal_error"],
