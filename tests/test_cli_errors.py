@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_store import write_fake_store
 from typer.testing import CliRunner
 
 from mmpid import pipeline
 from mmpid.cli import FLAGS, app, flag
 from mmpid.errors import InputError
-from mmpid.store import FeatureStore
 
 runner = CliRunner()
 
@@ -48,17 +48,7 @@ def _one_line(output: str) -> str:
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     """A small finished input-fusion store with 3 layers, written without a model."""
-    rng = np.random.default_rng(0)
-    path = tmp_path / "store"
-    s = FeatureStore.create(path, {"protocol": "input-fusion"}, info={"n_layers": 3})
-    n = 40
-    arrays = {"x_image": rng.normal(size=(n, 4)), "x_text": rng.normal(size=(n, 4))}
-    arrays.update({f"y.{k}": rng.normal(size=(n, 4)) for k in range(3)})
-    arrays.update(label=np.zeros(n, np.int64), prediction=np.zeros(n, np.int64))
-    s.write_shard(0, {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in arrays.items()},
-                  sample_ids=[str(i) for i in range(n)])
-    s.finalize()
-    return path
+    return write_fake_store(tmp_path / "store")
 
 
 ANALYZE = ["analyze", "--model", "zoo:normal"]
