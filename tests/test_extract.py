@@ -85,13 +85,13 @@ def test_processor_failure_is_reported_by_the_adapter(adapter, data):
             raise TypeError("unexpected keyword")
 
     real = adapter.processor
-    adapter.__dict__.pop("_mmpid_image_tokens", None)
+    adapter.image_token_cache.clear()
     adapter.processor = Broken(real)
     try:
         enc = adapter.encode([data[0].image], [data[0].question])
     finally:
         adapter.processor = real
-        adapter.__dict__.pop("_mmpid_image_tokens", None)
+        adapter.image_token_cache.clear()
     assert enc.expected_image_tokens is None
     assert enc.image_check_skipped == "Broken._get_num_multimodal_tokens failed (TypeError: unexpected keyword)"
     assert adapter.encode([data[0].image], [data[0].question]).image_check_skipped is None

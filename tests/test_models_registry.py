@@ -8,7 +8,9 @@ from tiny_models import _llama_config, build_llava
 
 from mmpid.errors import InputError, ModelFamilyError, ModelNotFoundError, OptionError
 from mmpid.models import FAMILIES, adapter_class, load_adapter, supported_families
-from mmpid.models.base import Adapter, find_subsequence, pool, question_token_positions, resolve_dtype
+from mmpid.models.base import Adapter, resolve_dtype
+from mmpid.models.hooks import pool
+from mmpid.models.spans import find_subsequence, question_token_positions
 
 
 def test_every_registered_family_imports():

@@ -137,10 +137,10 @@ def test_spans_are_the_question_tokens(adapter):
     questions = usable(adapter, [*VARIED, TEMPLATE_TAIL[family]])
     # the word-level tokenizers map unknown words to <unk> (special): the all-foreign question has no tokens
     assert len(questions) >= len(VARIED)
-    adapter.__dict__.pop("_mmpid_question_runs", None)
+    adapter.spans.clear()
     images = easy_vqa_images(len(questions))
     first = check_batch(adapter, images, questions)  # cache misses
-    cache = adapter.__dict__["_mmpid_question_runs"]
+    cache = adapter.spans.cache
     assert {q for _, q in cache} == set(questions)
     again = check_batch(adapter, images, questions)  # cache hits, same batch
     assert torch.equal(first.text_mask, again.text_mask)
@@ -156,7 +156,7 @@ def test_question_equal_to_part_of_the_template(adapter):
     prompt = adapter.build_prompt(q)
     # the question's text occurs twice in the prompt: the span is the question's, not the template's
     assert prompt.count(q) >= 2
-    adapter.__dict__.pop("_mmpid_question_runs", None)
+    adapter.spans.clear()
     for _ in range(2):
         check_batch(adapter, easy_vqa_images(2), [q, "what is the red shape?"])
 
@@ -174,7 +174,7 @@ def test_two_images_per_example(adapter):
 
 
 def test_errors_are_raised_every_time_and_not_cached(adapter):
-    adapter.__dict__.pop("_mmpid_question_runs", None)
+    adapter.spans.clear()
     for _ in range(2):
         with pytest.raises(InputError, match="dropped the question"):
             adapter.encode(easy_vqa_images(1), ["   "])
@@ -182,14 +182,14 @@ def test_errors_are_raised_every_time_and_not_cached(adapter):
         for _ in range(2):
             with pytest.raises(InputError, match="has no tokens after removing special tokens"):
                 adapter.encode(easy_vqa_images(1), [FOREIGN])
-    assert not adapter.__dict__.get("_mmpid_question_runs")
+    assert not adapter.spans.cache
 
 
 def test_image_token_counts_follow_the_images(adapter):
     """The per-size cache of image-token counts gives what the ids hold, in any order and mix of sizes."""
     base = easy_vqa_images(1)[0]
     images = [base, base.resize((48, 80)), base.resize((96, 40))]
-    adapter.__dict__.pop("_mmpid_image_tokens", None)
+    adapter.image_token_cache.clear()
     qs = ["what is the red shape?"] * 3
     for order in ([0, 1, 2], [2, 0, 1], [1, 1, 2]):
         ims = [images[i] for i in order]
@@ -201,13 +201,13 @@ def test_image_token_counts_follow_the_images(adapter):
 
 
 def test_a_full_cache_is_emptied_and_spans_stay_right(adapter, monkeypatch):
-    import mmpid.models.base as base
+    import mmpid.models.spans as spans
 
-    monkeypatch.setattr(base, "_CACHE_SIZE", 3)
-    adapter.__dict__.pop("_mmpid_question_runs", None)
+    monkeypatch.setattr(spans, "CACHE_SIZE", 3)
+    adapter.spans.clear()
     questions = usable(adapter, VARIED)
     for i in range(0, len(questions), 2):
         chunk = questions[i : i + 2]
         check_batch(adapter, easy_vqa_images(len(chunk)), chunk)
-        assert len(adapter.__dict__["_mmpid_question_runs"]) <= 3
+        assert len(adapter.spans.cache) <= 3
     check_batch(adapter, easy_vqa_images(3), questions[:3])  # some hits, some misses after the clears

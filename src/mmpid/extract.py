@@ -376,16 +376,7 @@ def _score_answers(
     """Log-probabilities of each answer after each prompt, shape (B, |answers|), and the method."""
     if not answers:
         return None, None
-    prompt, question = enc.prompts[0], pairs[0][1]
-    tail = prompt[prompt.rfind(question) + len(question) :]  # the template after the question
-    cache = adapter.__dict__.setdefault("_mmpid_continuations", {})
-    key = (tail, tuple(answers))
-    if key not in cache:
-        conts = [adapter.answer_continuation(prompt, a) for a in answers]
-        firsts = [c[0] for c in conts if c]
-        single = all(len(c) == 1 for c in conts) and len(set(firsts)) == len(conts)
-        cache[key] = (firsts if single else None)
-    firsts = cache[key]
+    firsts = adapter.first_token_answers(enc.prompts[0], pairs[0][1], answers)
     if act.logits is not None and firsts is not None:
         logits = act.logits.astype(np.float64)
         m = logits.max(axis=1, keepdims=True)

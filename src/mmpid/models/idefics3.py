@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mmpid.models.base import DecoderAdapter
+from mmpid.models.decoder import DecoderAdapter
 from mmpid.models.llava import chat_prompt
 
 if TYPE_CHECKING:  # pragma: no cover
