@@ -144,7 +144,27 @@ def test_decompose_bad_tables(tmp_path: Path) -> None:
 
 def test_report_on_missing_results(tmp_path: Path) -> None:
     code, output = _invoke("report", str(tmp_path / "nothing"), "--out", str(tmp_path / "r"))
-    assert code == 1 and _one_line(output)
+    assert code == 1 and "No results file at" in _one_line(output)
+    assert not (tmp_path / "r").exists()
+
+
+def test_report_out_below_a_file(store: Path, tmp_path: Path) -> None:
+    res = tmp_path / "res"
+    assert _invoke("estimate", str(store), "--out", str(res), "--layers", "0", "--bootstrap", "20",
+                   "--permutations", "10")[0] == 0
+    (tmp_path / "file").write_text("x")
+    code, output = _invoke("report", str(res), "--out", str(tmp_path / "file" / "r"))
+    assert code == 2 and "--out must be a folder path" in _one_line(output)
+
+
+def test_ctrl_c_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "_load", interrupted)
+    result = runner.invoke(app, [*ANALYZE, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 130
+    assert "interrupted: finished shards and layers are kept" in result.output
 
 
 def test_debug_keeps_the_traceback(tmp_path: Path) -> None:

@@ -57,8 +57,8 @@ Seed = Annotated[int, typer.Option(help="Random seed (sampling, clustering, resa
 Layers = Annotated[str | None, typer.Option(help="Comma-separated layers to estimate (default: all).")]
 
 
-#: Exit codes: a usage error (bad flag value, missing file argument) and a failure.
-USAGE, FAILURE = 2, 1
+#: Exit codes: a usage error (bad flag value, missing file argument), a failure, Ctrl-C.
+USAGE, FAILURE, INTERRUPTED = 2, 1, 130
 #: Library keyword -> the flag that sets it, where the two are not spelled alike.
 FLAGS = {
     "n_bootstrap": "--bootstrap",
@@ -103,6 +103,15 @@ def _friendly(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            if _state["debug"]:
+                raise
+            err_console.print(
+                "[bold red]interrupted:[/] finished shards and layers are kept; run the same command "
+                "again to resume.",
+                highlight=False,
+            )
+            raise typer.Exit(code=INTERRUPTED) from None
         except (UsageError, OptionError, MmpidError, OSError) as exc:
             if _state["debug"]:
                 raise

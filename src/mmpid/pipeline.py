@@ -18,6 +18,7 @@ import pandas as pd
 from mmpid.errors import EstimateWarning, OptionError
 from mmpid.estimate.options import EstimateOptions
 from mmpid.extract_options import ExtractOptions
+from mmpid.paths import check_out_dir
 from mmpid.atomic import write_json_atomic
 from mmpid.store import config_hash
 from mmpid.versions import mmpid_version
@@ -58,19 +59,6 @@ def resolve_model(model: str) -> str:
     from mmpid.models.registry import resolve_model as resolve
 
     return resolve(model)
-
-
-def check_out_dir(path: str | os.PathLike[str], name: str) -> Path:
-    """``path`` as a folder that can be created: OptionError naming ``name`` if it, or a folder
-    above it, is an existing file. Creates nothing."""
-    out = Path(path)
-    for p in (out, *out.parents):
-        if p.exists():
-            if not p.is_dir():
-                where = "is a file" if p == out else f"lies below the file {str(p)!r}"
-                raise OptionError(name, str(out), "a folder path", hint=f"{str(out)!r} {where}.")
-            break
-    return out
 
 
 def check_layers(layers: Sequence[int] | None) -> list[int] | None:

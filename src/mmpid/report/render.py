@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmpid.atomic import write_text_atomic
-from mmpid.errors import InputError, StoreError
+from mmpid.errors import InputError
+from mmpid.paths import check_out_dir
 from mmpid.report.html import Figure, build_html
 from mmpid.report.results import LayerResults, level_text, load
 
@@ -73,9 +74,7 @@ def render_report(
         )
     if title is not None and not isinstance(title, str):
         raise InputError(f"'title' must be a string or None; got {type(title).__name__}.")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise StoreError(f"'out_dir' must be a folder; {out} is a file.")
+    out = check_out_dir(out_dir, "out_dir")
     out.mkdir(parents=True, exist_ok=True)
     return _render_report(results, out, title=title)
 
