@@ -115,3 +115,19 @@ def test_factor_pd_reads_only_the_lower_triangle(definite: bool) -> None:
     kind, _ = fac = OPS.factor_pd(low)
     assert kind == ("chol" if definite else "lu")
     np.testing.assert_allclose(OPS.solve_factored(fac, b), np.linalg.solve(a, b), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("zero_frac", [0.0, 0.5])
+def test_a_larger_second_source_is_solved_on_the_smaller_side(zero_frac: float) -> None:
+    # decompose_many hands the solver the tables with the sources exchanged when the second
+    # is the larger (I_q*(X1,X2;Y) is symmetric): the same I_q* as the pass run on the
+    # tables as given, and the uniques still in the caller's order.
+    P = tables(6, (3, 8, 4), 11, zero_frac=zero_frac)
+    direct = solve_primal_dual(OPS, make_problem(OPS, P), tol=1e-9, max_iter=200)
+    assert direct.converged.all()
+    res = decompose_many(P, tol=1e-9)
+    i_q = res.redundancy + res.unique_1 + res.unique_2  # = I_q*(X1,X2;Y)
+    np.testing.assert_allclose(i_q, direct.i_q, atol=3e-9, rtol=0)
+    swapped = decompose_many(np.ascontiguousarray(P.swapaxes(1, 2)), tol=1e-9)
+    np.testing.assert_allclose(swapped.unique_1, res.unique_2, atol=3e-9, rtol=0)
+    np.testing.assert_allclose(swapped.unique_2, res.unique_1, atol=3e-9, rtol=0)

@@ -167,7 +167,7 @@ def _decompose_many(P: np.ndarray, *, method: str, tol: float, max_iter: int, ba
                     device: Any) -> PIDBatch:
     """Solve normalised, validated tables P (B, n1, n2, ny); prior validation assumed."""
     B, n1, n2, ny = P.shape
-    if backend == "numpy" and n2 * ny < _THREADED_SCHUR:
+    if backend == "numpy" and min(n1, n2) * ny < _THREADED_SCHUR:
         # Stacks of small matrices go through LAPACK/BLAS one at a time; threaded
         # OpenBLAS only adds overhead there (10x slower on a busy machine).
         with _blas_controller().limit(limits=1, user_api="blas"):
@@ -283,7 +283,12 @@ def _solve_stack(P: np.ndarray, *, method: str, tol: float, max_iter: int, backe
                  device: Any) -> PIDBatch:
     ops = get_ops(backend, device)
     compiled = method == "exact" and use_compiled(backend)
-    B, n1, n2, ny = P.shape
+    # I_q*(X1,X2;Y) is symmetric in the two sources, and the exact solver factorises its
+    # Newton system on the second source's side (n2 * ny unknowns): give it the smaller
+    # source (a 107x24x13 table: 0.03 s instead of 0.75 s). The atoms below are read
+    # from P as given. IPFP keeps the order it was given (the paper's algorithm).
+    S = np.ascontiguousarray(P.swapaxes(1, 2)) if method == "exact" and P.shape[2] > P.shape[1] else P
+    B, n1, n2, ny = S.shape
     chunk = max(1, _BLOCK_FLOATS // (n1 * n2 * ny * ny))
     workers = _workers(backend, B)
     # Each worker takes an even share of the stack (numpy releases the GIL in its
@@ -293,10 +298,10 @@ def _solve_stack(P: np.ndarray, *, method: str, tol: float, max_iter: int, backe
 
     def solve_chunk(lo: int) -> dict[str, np.ndarray]:
         if method == "exact":
-            out = _solve_exact(ops, P[lo:lo + chunk], tol=tol, max_iter=max_iter,
+            out = _solve_exact(ops, S[lo:lo + chunk], tol=tol, max_iter=max_iter,
                                compiled=compiled)
         else:
-            prob = make_problem(ops, ops.asarray(P[lo:lo + chunk]))
+            prob = make_problem(ops, ops.asarray(S[lo:lo + chunk]))
             out = solve_ipfp(ops, prob, tol=tol, max_iter=max_iter, inner_tol=1e-12,
                              inner_max_iter=1000)
         res = {k: ops.to_numpy(getattr(out, k)) for k in
