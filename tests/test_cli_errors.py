@@ -175,7 +175,12 @@ def test_debug_keeps_the_traceback(tmp_path: Path) -> None:
 
 def test_flag_names() -> None:
     assert flag("n_bootstrap") == "--bootstrap" and flag("batch_size") == "--batch-size"
-    assert set(FLAGS.values()) <= {"--bootstrap", "--permutations", "--seed", "--column", "--out", "--model"}
+    assert set(FLAGS.values()) <= {"--bootstrap", "--permutations", "--seed", "--column", "--out", "--model", "NAME"}
+
+
+def test_zoo_train_names_its_argument(tmp_path: Path) -> None:
+    code, output = _invoke("zoo", "train", "nope", "--out", str(tmp_path / "z"))
+    assert code == 1 and _one_line(output).startswith("error: NAME must be one of")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -68,6 +68,8 @@ FLAGS = {
     "out_dir": "--out",
     "store_dir": "--out",
     "model": "--model",
+    "spec": "--model",
+    "name": "NAME",  # zoo train's argument
 }
 _state = {"debug": False}
 

@@ -107,8 +107,10 @@ def estimate_store(
 ) -> Any:
     """Estimate the PID atoms of every stored layer and save ``results.json``/``results.csv``.
 
-    Each finished layer is cached under ``out_dir/layers/`` (keyed by the estimation settings),
-    so an interrupted run resumes where it stopped and never recomputes a finished layer.
+    Each finished layer is cached under ``out_dir/layers/``, keyed by the mmpid version, every
+    estimation setting and the store's configuration, so an interrupted run resumes where it
+    stopped, never recomputes a finished layer and never reuses a stale one. Every option is
+    checked before the store is read and before anything is written.
 
     Parameters
     ----------
