@@ -59,7 +59,7 @@ ANALYZE = ["analyze", "--model", "zoo:normal"]
     [
         (["--level", "95"], r"--level must be a number in (0, 1), e.g. 0.95; got 95.0."),
         (["--level", "0"], "--level must be a number in (0, 1)"),
-        (["--limit", "0"], "--limit must be None or an int >= 1; got 0."),
+        (["--limit", "0"], "--limit must be an int >= 1 (or left out for every sample); got 0."),
         (["--bootstrap", "1"], "--bootstrap must be an int >= 2; got 1."),
         (["--permutations", "1"], "--permutations must be an int >= 2; got 1."),
         (["--seed", "-1"], "--seed must be a non-negative int; got -1."),

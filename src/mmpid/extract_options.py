@@ -10,7 +10,7 @@ This module imports nothing heavy (no torch): the command line checks options be
 >>> ExtractOptions(limit=0)
 Traceback (most recent call last):
 ...
-mmpid.errors.OptionError: 'limit' must be None or an int >= 1; got 0.
+mmpid.errors.OptionError: 'limit' must be an int >= 1 (or left out for every sample); got 0.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class ExtractOptions:
             if not isinstance(value, str) or not value.strip():
                 raise OptionError(name, value, "a non-empty string")
         if self.limit is not None and (not _is_int(self.limit) or self.limit < 1):
-            raise OptionError("limit", self.limit, "None or an int >= 1")
+            raise OptionError("limit", self.limit, "an int >= 1 (or left out for every sample)")
         if not _is_int(self.data_seed) or self.data_seed < 0:
             raise OptionError("data_seed", self.data_seed, "a non-negative int")
         if self.columns is not None:
