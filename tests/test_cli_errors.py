@@ -73,6 +73,8 @@ ANALYZE = ["analyze", "--model", "zoo:normal"]
         (["--device", "tpu"], "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'tpu'."),
         (["--dtype", "int8"], "--dtype must be None or one of"),
         (["--dataset", " "], "--dataset must be a non-empty string; got ' '."),
+        (["--split", "nope"], "--split must be one of ['train', 'test'] for easy-vqa; got 'nope'."),
+        (["--column", "image=img"], "--column must be left out for easy-vqa; got {'image': 'img'}. Its columns are fixed."),
         (["--column", "picture"], "--column must be ROLE=NAME with ROLE one of image, question, answer"),
         (["--layers", ","], "--layers must name at least one layer, e.g. --layers 0,4,8; got ','."),
         (["--layers", "a,b"], "--layers must be comma-separated integers"),

@@ -83,6 +83,7 @@ class ExtractOptions:
             raise OptionError("limit", self.limit, "an int >= 1 (or left out for every sample)")
         if not _is_int(self.data_seed) or self.data_seed < 0:
             raise OptionError("data_seed", self.data_seed, "a non-negative int")
+        self._check_easy_vqa()
         if self.columns is not None:
             if not isinstance(self.columns, Mapping):
                 raise OptionError("columns", self.columns, "a dict ROLE -> column name")
@@ -115,6 +116,20 @@ class ExtractOptions:
             raise OptionError("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
         if self.dtype is not None and (not isinstance(self.dtype, str) or self.dtype.lower() not in DTYPES):
             raise OptionError("dtype", self.dtype, f"None or one of {list(DTYPES)}")
+
+    def _check_easy_vqa(self) -> None:
+        """easy-vqa has two splits and fixed columns: say so before anything loads."""
+        from mmpid.data import EASY_VQA_NAMES
+        from mmpid.data.easy_vqa import SPLITS
+
+        if self.dataset.lower() not in EASY_VQA_NAMES:
+            return
+        if self.split not in SPLITS:
+            raise OptionError("split", self.split, f"one of {list(SPLITS)} for easy-vqa")
+        if self.columns:
+            raise OptionError(
+                "columns", dict(self.columns), "left out for easy-vqa", hint="Its columns are fixed."
+            )
 
     @property
     def span_target(self) -> str | None:

@@ -247,14 +247,15 @@ def extract_features(
 
 
 def _load(model: str, options: ExtractOptions) -> tuple[Any, Any]:
+    """The model and the dataset; the dataset first, since it usually fails (or loads) faster."""
     from mmpid.data import load_dataset
     from mmpid.models.registry import load_adapter
 
-    adapter = load_adapter(model, device=options.device, dtype=options.dtype)
     data = load_dataset(
         options.dataset, split=options.split, limit=options.limit, seed=options.data_seed,
         columns=None if options.columns is None else dict(options.columns),
     )
+    adapter = load_adapter(model, device=options.device, dtype=options.dtype)
     return adapter, data
 
 
