@@ -119,4 +119,4 @@ def test_decompose_command_prints_the_atoms_of_a_table(tmp_path: Path) -> None:
     atoms = json.loads(result.output)
     assert abs(atoms["synergy"] - 1.0) < 1e-6 and abs(atoms["redundancy"]) < 1e-6
     missing = runner.invoke(app, ["decompose", str(tmp_path / "nope.npy")])
-    assert missing.exit_code == 1 and "No such table file" in missing.output
+    assert missing.exit_code == 2 and "No such table file" in missing.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
@@ -10,10 +11,11 @@ import numpy as np
 import pytest
 
 from mmpid import synthetic
-from mmpid.errors import EstimateWarning, InputError, SampleSizeError
+from mmpid.errors import EstimateWarning, InputError, OptionError, SampleSizeError
 from mmpid.estimate import ATOMS, AtomEstimate, Estimate, contribution_image, estimate
 from mmpid.estimate.bootstrap import SOLVER_ATOL, bootstrap_bias, interval, reflected_replicates
 from mmpid.estimate.null import summarise_null
+from mmpid.estimate.options import EstimateOptions
 from mmpid.estimate.tables import bootstrap_tables, joint_table, permutation_tables
 
 FAST = {"n_bootstrap": 40, "n_permutations": 20}
@@ -244,25 +246,63 @@ def test_degenerate_cluster_warns() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"level": 1.0}, "'level' must be a float in"),
-        ({"n_bootstrap": 1}, "'n_bootstrap' must be an int >= 2"),
-        ({"n_permutations": 2.5}, "'n_permutations' must be an int >= 2"),
-        ({"protocol": "token"}, "'protocol' must be one of"),
+        ({"level": 1.0}, r"'level' must be a number in \(0, 1\), e.g. 0.95; got 1.0"),
+        ({"level": 95}, r"'level' must be a number in \(0, 1\).*got 95"),
+        ({"n_bootstrap": 1}, "'n_bootstrap' must be an int >= 2; got 1"),
+        ({"n_permutations": 2.5}, "'n_permutations' must be an int >= 2; got 2.5"),
+        ({"protocol": "token"}, r"'protocol' must be one of \['pooled', 'per-sample'\]; got 'token'"),
         ({"correction": "none"}, "'correction' must be one of"),
         ({"clusters": "many"}, r"'clusters' must be one of \['auto', 'conservative'\]"),
-        ({"clusters": 0}, "'clusters' must be an int >= 1"),
-        ({"clusters": {"audio": 3}}, r"'clusters' has unknown keys \['audio'\]"),
+        ({"clusters": 0}, "'clusters' must be .*an int >= 1.*got 0"),
+        ({"clusters": {"audio": 3}}, r"Unknown keys: \['audio'\]"),
         ({"clusters": {"target": 3}}, "holds labels, which are used as they are"),
         ({"seed": -1}, "'seed' must be a non-negative int"),
         ({"max_bias": 0}, "'max_bias' must be a positive"),
         ({"n_components": 0}, "'n_components' must be None or an int"),
-        ({"length": 5}, "'length' and 'n_shuffles' belong to protocol='per-sample'"),
+        ({"method": "cvx"}, r"'method' must be one of \['exact', 'ipfp'\]"),
+        ({"backend": "jax"}, "'backend' must be one of"),
+        ({"length": 5}, "'length' must be left at its default .* with protocol='pooled'"),
+        ({"n_shuffles": 3}, "'n_shuffles' must be left at its default"),
+        # options of the pooled protocol are refused, not ignored, under per-sample
+        ({"protocol": "per-sample", "correction": "null"}, "'correction' must be left at its default"),
+        ({"protocol": "per-sample", "n_permutations": 999}, "'n_permutations' must be left at its"),
+        ({"protocol": "per-sample", "max_clusters": 20}, "'max_clusters' must be left at its"),
+        ({"protocol": "per-sample", "clusters": {"image": 3}}, "'clusters' must be an int >= 1 or 'auto'"),
     ],
 )
 def test_bad_options(kwargs: dict, match: str) -> None:
     x = np.random.default_rng(0).normal(size=(50, 4))
     with pytest.raises(InputError, match=match):
         estimate(x, x, np.zeros(50, int), **kwargs)
+
+
+def test_options_are_checked_before_the_data() -> None:
+    """A bad option is reported even when the data would fail too: nothing is computed first."""
+    with pytest.raises(OptionError, match="'level'"):
+        estimate(np.full((5, 2), np.nan), [1], "not data", level=2.0)
+
+
+def test_options_record_what_was_used() -> None:
+    opts = EstimateOptions(clusters=np.int64(4), seed=np.int64(3), level=0.9)
+    assert opts.to_dict()["clusters"] == 4 and type(opts.seed) is int
+    assert json.loads(json.dumps(opts.to_dict())) == opts.to_dict()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.level = 0.5  # type: ignore[misc]
+
+
+def test_float_labels_warn() -> None:
+    """13 classes stored as floats are clustered, not kept: the user is told so."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 13, 1500)
+    x = rng.normal(size=(1500, 4))
+    with pytest.warns(EstimateWarning, match=r"'y' is a float array holding only 13 distinct"):
+        est = estimate(x, x, y.astype(np.float32), clusters={"image": 2, "text": 2}, **FAST)
+    assert est.clusters["target"] < 13
+    assert any("13 distinct" in w for w in est.warnings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = estimate(x, x, y, clusters={"image": 2, "text": 2}, **FAST)
+    assert est.clusters["target"] == 13
 
 
 def test_no_warnings_on_clean_data() -> None:
@@ -298,7 +338,7 @@ def test_per_sample_validation() -> None:
         estimate(sets, sets, [sets[0], np.ones((6, 3))] + sets[2:], protocol="per-sample")
     with pytest.raises(SampleSizeError, match="'length' is 9 but example 0 has a token set of only 6"):
         estimate(sets, sets, sets, protocol="per-sample", length=9)
-    with pytest.raises(InputError, match="must be an int >= 1 \\(the paper uses 10\\)"):
+    with pytest.raises(InputError, match="'clusters' must be an int >= 1 or 'auto' \\(10, as the paper\\)"):
         estimate(sets, sets, sets, protocol="per-sample", clusters={"image": 3})
     with pytest.raises(InputError, match="an \\(N, T, d\\) array or a sequence"):
         estimate(np.ones((5, 4)), sets, sets, protocol="per-sample")

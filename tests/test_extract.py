@@ -10,7 +10,7 @@ import torch
 from tiny_models import build_llava
 
 from mmpid.data import VQADataset, load_dataset
-from mmpid.errors import DatasetError, InputError, StoreError
+from mmpid.errors import CheckSkippedWarning, DatasetError, InputError, OptionError, StoreError
 from mmpid.extract import extract
 from mmpid.models import load_adapter
 from mmpid.store import FeatureStore
@@ -38,6 +38,7 @@ def test_input_fusion_store(adapter, data, tmp_path):
     assert m["protocol"] == "input-fusion" and m["pooling"] == "mean" and m["scoring"] == ["first-token"]
     assert m["model"] == adapter.model_id and m["dataset"] == "easy-vqa" and len(m["config_hash"]) == 16
     assert {"torch", "transformers", "numpy", "python"} <= set(m["versions"])
+    assert m["image_token_check"] == {"checked": True, "skipped": []}
     # shard_size is rounded up to a multiple of batch_size: 10, 10, 4
     assert [s["n"] for s in m["shards"]] == [10, 10, 4]
     # rows equal single-example passes (right padding does not leak into the prompt)
@@ -50,6 +51,50 @@ def test_input_fusion_store(adapter, data, tmp_path):
     assert store.labels().tolist() == [data.label(s.answer) for s in data]
     preds = store.predictions()
     assert preds.min() >= 0 and preds.max() < len(data.answers)
+
+
+def test_skipped_image_token_check_is_recorded_and_warned(adapter, data, tmp_path, monkeypatch):
+    """When the processor cannot count its image tokens the check is skipped, never silently."""
+
+    def cannot_count(self, images):
+        self.image_check_skipped = "FakeProcessor._get_num_multimodal_tokens failed (TypeError: nope)"
+        return None
+
+    monkeypatch.setattr(type(adapter), "expected_image_tokens", cannot_count)
+    with pytest.warns(CheckSkippedWarning, match=r"could not run: FakeProcessor.*TypeError: nope"):
+        store = extract(adapter, data, tmp_path / "s", batch_size=8, progress=False)
+    check = store.manifest["image_token_check"]
+    assert check == {"checked": False, "skipped": ["FakeProcessor._get_num_multimodal_tokens failed (TypeError: nope)"]}
+    assert all(not s["image_token_check"]["checked"] for s in store.manifest["shards"])
+
+
+def test_processor_failure_is_reported_by_the_adapter(adapter, data):
+    """The base adapter's count: a processor whose counter raises leaves the reason on the batch."""
+
+    class Broken:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def __call__(self, *a, **kw):
+            return self.inner(*a, **kw)
+
+        def _get_num_multimodal_tokens(self, **kw):
+            raise TypeError("unexpected keyword")
+
+    real = adapter.processor
+    adapter.image_token_cache.clear()
+    adapter.processor = Broken(real)
+    try:
+        enc = adapter.encode([data[0].image], [data[0].question])
+    finally:
+        adapter.processor = real
+        adapter.image_token_cache.clear()
+    assert enc.expected_image_tokens is None
+    assert enc.image_check_skipped == "Broken._get_num_multimodal_tokens failed (TypeError: unexpected keyword)"
+    assert adapter.encode([data[0].image], [data[0].question]).image_check_skipped is None
 
 
 class _Interrupting(list):
@@ -91,6 +136,58 @@ def test_resume_gives_identical_arrays(adapter, data, tmp_path, monkeypatch):
         for a, b in zip(full.load(layer), resumed.load(layer)):
             np.testing.assert_array_equal(a, b)
     assert resumed.manifest["sample_ids"] == full.manifest["sample_ids"]
+
+
+def test_resume_under_other_versions_is_refused(adapter, data, tmp_path):
+    """An unfinished store is not resumed by other mmpid/torch/transformers/weights; a finished one opens."""
+    with pytest.raises(KeyboardInterrupt):
+        extract(adapter, _interrupting(data, 9), tmp_path / "part", batch_size=4, shard_size=8, progress=False)
+    path = tmp_path / "part" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    assert set(manifest["pins"]) == {"mmpid", "torch", "transformers", "model"} and manifest["pins"]["model"]
+    manifest["pins"]["transformers"] = "4.0.0"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(StoreError, match=r"other versions \(transformers: '4.0.0' then, '.+' now\).*1 finished shard"):
+        extract(adapter, data, tmp_path / "part", batch_size=4, shard_size=8, progress=False)
+    full = extract(adapter, data, tmp_path / "full", batch_size=4, shard_size=8, progress=False)
+    manifest = json.loads((tmp_path / "full" / "manifest.json").read_text())
+    manifest["pins"]["mmpid"] = "0.0.1"
+    (tmp_path / "full" / "manifest.json").write_text(json.dumps(manifest))
+    again = extract(adapter, data, tmp_path / "full", batch_size=4, shard_size=8, progress=False)
+    assert again.n_samples == full.n_samples  # finished: nothing would be mixed
+
+
+def test_load_reads_only_the_tensors_it_needs(adapter, data, tmp_path, monkeypatch):
+    """FeatureStore.load reads three tensors per shard, not every tensor of every shard."""
+    import safetensors
+
+    store = extract(adapter, data, tmp_path, batch_size=4, shard_size=8, progress=False)
+    opened = []
+    real = safetensors.safe_open
+
+    class Counting:
+        def __init__(self, *a, **k):
+            self.inner = real(*a, **k)
+
+        def __enter__(self):
+            self.inner.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
+
+        def keys(self):
+            return self.inner.keys()
+
+        def get_tensor(self, key):
+            opened.append(key)
+            return self.inner.get_tensor(key)
+
+    monkeypatch.setattr(safetensors, "safe_open", Counting)
+    store.load(store.layers[-1])
+    n_shards = len([s for s in store.manifest["shards"] if s["n"]])
+    last = f"y.{store.layers[-1]}"
+    assert sorted(opened) == sorted(["x_image", "x_text", last] * n_shards)
 
 
 def test_other_config_is_refused(adapter, data, tmp_path):
@@ -145,15 +242,18 @@ def test_all_skipped_is_an_error(adapter, tmp_path):
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
-        ({"protocol": "tokens"}, "'protocol'.*input-fusion.*Got 'tokens'"),
+        ({"protocol": "tokens"}, "'protocol' must be one of \\['input-fusion', 'span'\\]; got 'tokens'"),
         ({"pooling": "median"}, "'pooling'"),
         ({"target": "truth"}, "'target'"),
-        ({"batch_size": 0}, "'batch_size'"),
+        ({"batch_size": 0}, "'batch_size' must be an int >= 1; got 0"),
+        ({"target": "label"}, "'target' must be left at its default .* with protocol='input-fusion'"),
+        ({"shard_size": 0}, "'shard_size' must be None or an int >= 1; got 0"),
     ],
 )
 def test_options_are_validated(adapter, data, tmp_path, kw, match):
-    with pytest.raises(InputError, match=match):
-        extract(adapter, data, tmp_path, progress=False, **kw)
+    with pytest.raises(OptionError, match=match):
+        extract(adapter, data, tmp_path / "store", progress=False, **kw)
+    assert not (tmp_path / "store").exists()
 
 
 def _multi_token_dataset(tmp_path, answers):

@@ -6,18 +6,21 @@ import pytest
 import torch
 from tiny_models import _llama_config, build_llava
 
-from mmpid.errors import InputError, ModelFamilyError
+from mmpid.errors import InputError, ModelFamilyError, ModelNotFoundError, OptionError
 from mmpid.models import FAMILIES, adapter_class, load_adapter, supported_families
-from mmpid.models.base import find_subsequence, pool, question_token_positions, resolve_dtype
+from mmpid.models.base import Adapter, resolve_dtype
+from mmpid.models.hooks import pool
+from mmpid.models.spans import find_subsequence, question_token_positions
 
 
 def test_every_registered_family_imports():
+    """Every family the registry lists resolves to an adapter class: a missing module fails here."""
     for model_type in FAMILIES:
-        try:
-            cls = adapter_class(model_type)
-        except ModuleNotFoundError:  # a family another module has not landed yet
-            continue
-        assert cls.family
+        cls = adapter_class(model_type)
+        assert issubclass(cls, Adapter), model_type
+        assert isinstance(cls.family, str) and cls.family, model_type
+        module, _, name = FAMILIES[model_type].partition(":")
+        assert (cls.__module__, cls.__name__) == (module, name)
 
 
 def test_unknown_family_lists_supported(tmp_path):
@@ -27,9 +30,28 @@ def test_unknown_family_lists_supported(tmp_path):
     assert supported_families() == sorted(supported_families())
 
 
+def test_missing_folder_says_so(tmp_path):
+    """A path that does not exist is "no such folder", not a hub-id syntax error."""
+    with pytest.raises(ModelNotFoundError, match="No such model folder: '.*nothing'"):
+        load_adapter(str(tmp_path / "nothing"), device="cpu")
+    with pytest.raises(ModelNotFoundError, match="No such model folder: '/nonexistent/model'"):
+        load_adapter("/nonexistent/model")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ModelNotFoundError, match="is a file"):
+        load_adapter(str(tmp_path / "file"))
+
+
 def test_folder_without_config(tmp_path):
     with pytest.raises(ModelFamilyError, match="Could not read a model config"):
-        load_adapter(str(tmp_path / "nothing"), device="cpu")
+        load_adapter(str(tmp_path), device="cpu")
+
+
+def test_zoo_names_load_like_analyze():
+    """load_adapter takes zoo:NAME as analyze does; an unknown name lists the shipped ones."""
+    a = load_adapter("zoo:normal", device="cpu")
+    assert a.n_layers > 1 and "normal" in a.describe()["id"]
+    with pytest.raises(OptionError, match=r"'model' must be .*\['zoo:blind', 'zoo:normal', 'zoo:shuffle'\]; got 'zoo:nope'"):
+        load_adapter("zoo:nope")
 
 
 def test_model_folder_without_processor(tmp_path):

@@ -3,12 +3,15 @@ ways the Newton system's Schur complement is assembled."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from random_tables import tables
 
 from mmpid.pid import _newton as newton
 from mmpid.pid import _primal_dual as primal_dual
+from mmpid.errors import ConvergenceWarning
 from mmpid.pid import decompose_many
 from mmpid.pid._backend import get_ops
 from mmpid.pid._exact import solve_exact
@@ -42,6 +45,34 @@ def test_uncertified_tables_fall_back_to_the_barrier(monkeypatch: pytest.MonkeyP
     assert again.converged.all() and (again.gap <= 1e-7).all()
     np.testing.assert_allclose(again.synergy, reference.synergy, atol=2e-7, rtol=0)
     assert (again.iterations > reference.iterations).all()  # the barrier's steps are counted
+
+
+def test_ipfp_fallback_rounds_are_counted_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When both Newton passes give up, the IPFP fallback certifies the table; its alternations
+    go to fallback_rounds, and iterations keeps counting Newton steps only."""
+    import dataclasses
+
+    from mmpid.pid import api
+
+    P = tables(2, (4, 4, 3), 2)
+    reference = decompose_many(P)
+    monkeypatch.setattr(primal_dual, "MAX_STEPS", 2)
+
+    def barrier_gives_up(ops, prob, **kw):
+        out = solve_exact(ops, prob, tol=kw["tol"], max_iter=3)
+        B = out.gap.shape[0]
+        return dataclasses.replace(out, gap=np.full(B, np.inf), converged=np.zeros(B, bool),
+                                   stuck=np.ones(B, bool))
+
+    monkeypatch.setattr(api, "solve_exact", barrier_gives_up)
+    monkeypatch.setattr(api, "_FALLBACK_ITER", 300)  # enough to show the counting, and quick
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # IPFP may stop short of 1e-7 on some
+        again = decompose_many(P)
+    assert (again.gap < 1e-3).all()
+    assert (np.abs(again.synergy - reference.synergy) <= again.gap + 2e-7).all()
+    assert (again.fallback_rounds > 0).all() and (reference.fallback_rounds == 0).all()
+    assert (again.iterations == 2 + 3 + 3).all()  # primal-dual, barrier, barrier again
 
 
 def test_user_iteration_limit_is_not_a_stall() -> None:

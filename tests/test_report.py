@@ -279,10 +279,25 @@ def test_from_estimates_errors() -> None:
         LayerResults.from_estimates({0: NoCI()}, CONFIG)
 
 
-def test_atoms_match_the_estimator() -> None:
-    result_module = pytest.importorskip("mmpid.estimate.result")
-    assert result_module.ATOMS == ATOMS
-    assert result_module.FIELDS == FIELDS
+def test_a_real_estimate_goes_through_unchanged(tmp_path: Path) -> None:
+    """The estimator's own result (not a fake) becomes records with the same atoms, in the
+    same order, and the same numbers, and survives the JSON/CSV round trip."""
+    from mmpid import synthetic
+    from mmpid.estimate import estimate
+
+    d = synthetic.make("unique_image", 1500, seed=0)
+    est = estimate(d.x_image, d.x_text, d.y, n_bootstrap=20, n_permutations=10)
+    results = LayerResults.from_estimates({3: est}, CONFIG)
+    frame, expected = results.to_frame(), est.to_frame()
+    assert frame["atom"].tolist() == expected["atom"].tolist()
+    assert set(frame["atom"]) == {r.atom for r in results.records} == set(ATOMS)
+    for name in FIELDS:
+        np.testing.assert_allclose(frame[name].to_numpy(float), expected[name].to_numpy(float), rtol=0, atol=0)
+    assert [w.message for w in results.warnings] == list(est.warnings)
+    results.save(tmp_path)
+    back = load(tmp_path).to_frame()
+    for name in FIELDS:
+        np.testing.assert_allclose(back[name].to_numpy(float), frame[name].to_numpy(float), rtol=1e-12)
 
 
 # ---------------------------------------------------------------- report

@@ -1,15 +1,18 @@
-"""Question-token spans: the cached span finder returns exactly the positions of the reference way.
+"""Question-token spans: the span finder marks exactly the question's tokens.
 
-The reference way (what every ``encode`` did before the cache): tokenize each
-rendered prompt with character offsets, take the non-special tokens that overlap
-the question's last occurrence in the prompt, and find that id run's last
-occurrence in the processor's expanded ids. It is written out here, independently
-of the adapter's code, and compared on varied questions for every decoder family,
-on the first encoding (cache miss) and on later ones (cache hits, other batch
-compositions and paddings).
+The expected positions come from the tokenizer, not from a copy of the span finder: the
+template's text after the question (rendered once with a marker in the question's place)
+tokenizes to K tokens that end the prompt, and the question, tokenized on its own, takes
+the tokens right before them (its special and unknown tokens left out). Compared on varied
+questions for every decoder family, on the first encoding (cache miss) and on later ones
+(cache hits, other batch compositions and paddings), and on a question equal to the
+template's own generation prompt, which a search for the question's last occurrence in the
+prompt gets wrong.
 """
 
 from __future__ import annotations
+
+import functools
 
 import pytest
 import torch
@@ -61,31 +64,47 @@ def adapter(request, tmp_path_factory):
     return load_adapter(str(path), device="cpu")
 
 
-def reference_positions(adapter, prompts, questions, ids, lengths) -> list[list[int]]:
-    """The question's token positions in the expanded ids, the reference way (no cache)."""
+MARK = "zzqqzz"
+
+
+@functools.lru_cache(maxsize=None)
+def _appended(adapter) -> int:
+    """Tokens the processor appends after the prompt's own (PaliGemma's newline): the prompt
+    rendered with a marker in the question's place, through the processor and the tokenizer."""
     tok = adapter.tokenizer
-    special_ids = set(tok.all_special_ids) | {adapter.image_token_id()}
-    enc = tok(
-        list(prompts), add_special_tokens=False, return_offsets_mapping=True, return_special_tokens_mask=True
-    )
-    out = []
-    for b, (prompt, question) in enumerate(zip(prompts, questions)):
-        lo = prompt.rfind(question)
-        hi = lo + len(question)
-        tok_ids = enc["input_ids"][b]
-        local = [
-            i
-            for i, ((a, e), sm, t) in enumerate(zip(enc["offset_mapping"][b], enc["special_tokens_mask"][b], tok_ids))
-            if not sm and t not in special_ids and e > a and a < hi and e > lo
-        ]
-        if not local:
-            out.append([])
-            continue
-        run = tok_ids[local[0] : local[-1] + 1]
-        row = ids[b, : int(lengths[b])].tolist()
-        starts = [s for s in range(len(row) - len(run) + 1) if row[s : s + len(run)] == run]
-        out.append([starts[-1] + i - local[0] for i in local])
-    return out
+    mark = tok(MARK, add_special_tokens=False)["input_ids"]
+    prompt = adapter.build_prompt(MARK)
+    ids = adapter._call_processor([easy_vqa_images(1)], [prompt])["input_ids"][0].tolist()
+    at = [i for i in range(len(ids) - len(mark) + 1) if ids[i : i + len(mark)] == mark]
+    assert len(at) == 1, (prompt, ids, mark)
+    text = tok(prompt, add_special_tokens=False)["input_ids"]
+    in_text = [i for i in range(len(text) - len(mark) + 1) if text[i : i + len(mark)] == mark]
+    return (len(ids) - at[0]) - (len(text) - in_text[0])
+
+
+def known_positions(adapter, question, row, length) -> list[int]:
+    """The question's token positions in the expanded ids, from the template and the tokenizer.
+
+    The question sits where the marker sat in the rendered template (not wherever its text last
+    occurs); the tokenizer's offsets say which tokens of the prompt cover it, and they land at
+    the same distance from the end of the processor's ids as from the end of the prompt's tokens.
+    """
+    tok = adapter.tokenizer
+    marked = adapter.build_prompt(MARK)
+    lo = marked.index(MARK)
+    prompt = marked[:lo] + question + marked[lo + len(MARK):]
+    full = tok(prompt, add_special_tokens=False, return_offsets_mapping=True)
+    ids = full["input_ids"]
+    special = set(tok.all_special_ids) | {adapter.image_token_id()}
+    hi = lo + len(question)
+    local = [
+        j for j, ((a, e), t) in enumerate(zip(full["offset_mapping"], ids))
+        if e > a and a < hi and e > lo and t not in special
+    ]
+    end = int(length) - _appended(adapter)  # one past the prompt's last token in the ids
+    positions = [end - (len(ids) - j) for j in local]
+    assert [row[p] for p in positions] == [ids[j] for j in local], question
+    return positions
 
 
 def encoded_positions(enc) -> list[list[int]]:
@@ -106,23 +125,22 @@ def usable(adapter, questions):
 
 def check_batch(adapter, images, questions):
     enc = adapter.encode(images, questions)
-    ids = enc.inputs["input_ids"]
-    lengths = torch.tensor(enc.lengths)
-    want = reference_positions(adapter, enc.prompts, questions, ids, lengths)
+    rows = enc.inputs["input_ids"].tolist()
+    want = [known_positions(adapter, q, row, n) for q, row, n in zip(questions, rows, enc.lengths)]
     assert encoded_positions(enc) == want
     assert all(want), "every question keeps at least one token"
     return enc
 
 
-def test_cached_spans_equal_the_reference_way(adapter):
+def test_spans_are_the_question_tokens(adapter):
     family = adapter.family
     questions = usable(adapter, [*VARIED, TEMPLATE_TAIL[family]])
     # the word-level tokenizers map unknown words to <unk> (special): the all-foreign question has no tokens
     assert len(questions) >= len(VARIED)
-    adapter.__dict__.pop("_mmpid_question_runs", None)
+    adapter.spans.clear()
     images = easy_vqa_images(len(questions))
     first = check_batch(adapter, images, questions)  # cache misses
-    cache = adapter.__dict__["_mmpid_question_runs"]
+    cache = adapter.spans.cache
     assert {q for _, q in cache} == set(questions)
     again = check_batch(adapter, images, questions)  # cache hits, same batch
     assert torch.equal(first.text_mask, again.text_mask)
@@ -136,9 +154,9 @@ def test_cached_spans_equal_the_reference_way(adapter):
 def test_question_equal_to_part_of_the_template(adapter):
     q = TEMPLATE_TAIL[adapter.family]
     prompt = adapter.build_prompt(q)
-    # the question occurs twice in the prompt; both ways take its last occurrence
+    # the question's text occurs twice in the prompt: the span is the question's, not the template's
     assert prompt.count(q) >= 2
-    adapter.__dict__.pop("_mmpid_question_runs", None)
+    adapter.spans.clear()
     for _ in range(2):
         check_batch(adapter, easy_vqa_images(2), [q, "what is the red shape?"])
 
@@ -151,12 +169,12 @@ def test_two_images_per_example(adapter):
     qs = ["is the red shape red, red or red?", "what is the red shape?"]
     for _ in range(2):
         enc = adapter.encode(pairs, qs)
-        want = reference_positions(adapter, enc.prompts, qs, enc.inputs["input_ids"], torch.tensor(enc.lengths))
-        assert encoded_positions(enc) == want
+        rows = enc.inputs["input_ids"].tolist()
+        assert encoded_positions(enc) == [known_positions(adapter, q, r, n) for q, r, n in zip(qs, rows, enc.lengths)]
 
 
 def test_errors_are_raised_every_time_and_not_cached(adapter):
-    adapter.__dict__.pop("_mmpid_question_runs", None)
+    adapter.spans.clear()
     for _ in range(2):
         with pytest.raises(InputError, match="dropped the question"):
             adapter.encode(easy_vqa_images(1), ["   "])
@@ -164,14 +182,14 @@ def test_errors_are_raised_every_time_and_not_cached(adapter):
         for _ in range(2):
             with pytest.raises(InputError, match="has no tokens after removing special tokens"):
                 adapter.encode(easy_vqa_images(1), [FOREIGN])
-    assert not adapter.__dict__.get("_mmpid_question_runs")
+    assert not adapter.spans.cache
 
 
 def test_image_token_counts_follow_the_images(adapter):
     """The per-size cache of image-token counts gives what the ids hold, in any order and mix of sizes."""
     base = easy_vqa_images(1)[0]
     images = [base, base.resize((48, 80)), base.resize((96, 40))]
-    adapter.__dict__.pop("_mmpid_image_tokens", None)
+    adapter.image_token_cache.clear()
     qs = ["what is the red shape?"] * 3
     for order in ([0, 1, 2], [2, 0, 1], [1, 1, 2]):
         ims = [images[i] for i in order]
@@ -183,13 +201,13 @@ def test_image_token_counts_follow_the_images(adapter):
 
 
 def test_a_full_cache_is_emptied_and_spans_stay_right(adapter, monkeypatch):
-    import mmpid.models.base as base
+    import mmpid.models.spans as spans
 
-    monkeypatch.setattr(base, "_CACHE_SIZE", 3)
-    adapter.__dict__.pop("_mmpid_question_runs", None)
+    monkeypatch.setattr(spans, "CACHE_SIZE", 3)
+    adapter.spans.clear()
     questions = usable(adapter, VARIED)
     for i in range(0, len(questions), 2):
         chunk = questions[i : i + 2]
         check_batch(adapter, easy_vqa_images(len(chunk)), chunk)
-        assert len(adapter.__dict__["_mmpid_question_runs"]) <= 3
+        assert len(adapter.spans.cache) <= 3
     check_batch(adapter, easy_vqa_images(3), questions[:3])  # some hits, some misses after the clears

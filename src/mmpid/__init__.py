@@ -10,12 +10,15 @@ import importlib
 from typing import Any
 
 from mmpid.errors import (
+    CheckSkippedWarning,
     ConvergenceWarning,
     DatasetError,
     EstimateWarning,
     InputError,
     MmpidError,
     ModelFamilyError,
+    ModelNotFoundError,
+    OptionError,
     SampleSizeError,
     StoreError,
 )
@@ -30,6 +33,8 @@ _LAZY = {
     "PIDBatch": "mmpid.pid",
     "estimate": "mmpid.estimate",
     "Estimate": "mmpid.estimate",
+    "EstimateOptions": "mmpid.estimate.options",
+    "ExtractOptions": "mmpid.extract_options",
     "AtomEstimate": "mmpid.estimate",
     "synthetic": "mmpid.synthetic",
     "load_adapter": "mmpid.models.registry",
@@ -43,12 +48,15 @@ _LAZY = {
 
 __all__ = [
     "__version__",
+    "CheckSkippedWarning",
     "ConvergenceWarning",
     "DatasetError",
     "EstimateWarning",
     "InputError",
     "MmpidError",
     "ModelFamilyError",
+    "ModelNotFoundError",
+    "OptionError",
     "SampleSizeError",
     "StoreError",
     *_LAZY,

@@ -1,12 +1,17 @@
 """The `mmpid` command line: thin commands over the library (mmpid.pipeline and friends).
 
-Every command prints one coloured line per error and exits with code 1 on bad input.
+An error the user can cause ends as one coloured line naming the flag as typed, what was
+wrong and what to do: exit code 2 for a usage error (a bad flag value, a file named on the
+command line that does not exist), 1 for a failure (a dataset, model, store or table that
+cannot be used). Anything else is a bug and keeps its traceback; ``mmpid --debug COMMAND``
+shows the traceback of the errors above too.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -14,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from mmpid.errors import MmpidError
+from mmpid.errors import InputError, MmpidError, OptionError
 
 app = typer.Typer(
     help="mmpid: what a vision-language model uses, in bits (Partial Information Decomposition).",
@@ -52,16 +57,69 @@ Seed = Annotated[int, typer.Option(help="Random seed (sampling, clustering, resa
 Layers = Annotated[str | None, typer.Option(help="Comma-separated layers to estimate (default: all).")]
 
 
+#: Exit codes: a usage error (bad flag value, missing file argument), a failure, Ctrl-C.
+USAGE, FAILURE, INTERRUPTED = 2, 1, 130
+#: Library keyword -> the flag that sets it, where the two are not spelled alike.
+FLAGS = {
+    "n_bootstrap": "--bootstrap",
+    "n_permutations": "--permutations",
+    "data_seed": "--seed",
+    "columns": "--column",
+    "out_dir": "--out",
+    "store_dir": "--out",
+    "model": "--model",
+    "spec": "--model",
+    "name": "NAME",  # zoo train's argument
+}
+_state = {"debug": False}
+
+
+class UsageError(Exception):
+    """A command-line value the library never sees (e.g. --layers that is not a list)."""
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a library keyword: ``n_bootstrap`` -> ``--bootstrap``."""
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, OptionError):
+        return exc.for_flag(flag(exc.name))
+    # older messages name the Python parameter: "The 'limit' parameter ..." -> "--limit ..."
+    return re.sub(r"The '(\w+)' parameter", lambda m: flag(m.group(1)), str(exc))
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of every error.")] = False,
+) -> None:
+    """mmpid: what a vision-language model uses, in bits (Partial Information Decomposition)."""
+    _state["debug"] = debug
+
+
 def _friendly(func: F) -> F:
-    """Turn mmpid's typed errors into one red line and exit code 1."""
+    """Turn an error the user can cause into one red line: exit code 2 (usage) or 1 (failure)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (MmpidError, FileNotFoundError) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(code=1) from exc
+        except KeyboardInterrupt:
+            if _state["debug"]:
+                raise
+            err_console.print(
+                "[bold red]interrupted:[/] finished shards and layers are kept; run the same command "
+                "again to resume.",
+                highlight=False,
+            )
+            raise typer.Exit(code=INTERRUPTED) from None
+        except (UsageError, OptionError, MmpidError, OSError) as exc:
+            if _state["debug"]:
+                raise
+            usage = isinstance(exc, (UsageError, OptionError, FileNotFoundError))
+            err_console.print(f"[bold red]error:[/] {_message(exc)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=USAGE if usage else FAILURE) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -73,7 +131,7 @@ def _columns(pairs: list[str] | None) -> dict[str, str] | None:
     for pair in pairs:
         role, sep, name = pair.partition("=")
         if not sep or role not in {"image", "question", "answer", "id", "choices"}:
-            raise typer.BadParameter(
+            raise UsageError(
                 f"--column must be ROLE=NAME with ROLE one of image, question, answer, id, choices; got {pair!r}."
             )
         mapping[role] = name
@@ -86,16 +144,19 @@ def _clusters(value: str) -> int | str:
     try:
         return int(value)
     except ValueError:
-        raise typer.BadParameter(f"--clusters must be 'auto' or an integer; got {value!r}.") from None
+        raise UsageError(f"--clusters must be 'auto' or an integer, e.g. --clusters 6; got {value!r}.") from None
 
 
 def _layers(value: str | None) -> list[int] | None:
     if value is None:
         return None
     try:
-        return [int(v) for v in value.split(",") if v.strip()]
+        layers = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise typer.BadParameter(f"--layers must be comma-separated integers; got {value!r}.") from None
+        raise UsageError(f"--layers must be comma-separated integers, e.g. --layers 0,4,8; got {value!r}.") from None
+    if not layers:
+        raise UsageError(f"--layers must name at least one layer, e.g. --layers 0,4,8; got {value!r}.")
+    return layers
 
 
 @app.command()
@@ -251,9 +312,17 @@ def decompose(
 
     from mmpid.pid import decompose as run_decompose
 
-    if not table.exists():
-        raise FileNotFoundError(f"No such table file: {table}")
-    result = run_decompose(np.load(table), method=method)
+    if not table.is_file():
+        raise FileNotFoundError(f"No such table file: {str(table)!r}; give a .npy file written with numpy.save.")
+    try:
+        array = np.load(table, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        raise InputError(
+            f"TABLE {str(table)!r} is not a .npy array file; write one with numpy.save(path, p)."
+        ) from None
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        raise InputError(f"TABLE {str(table)!r} is an .npz archive; give one array saved with numpy.save.")
+    result = run_decompose(array, method=method)
     console.print_json(json.dumps(result.to_dict(), default=float))
 
 

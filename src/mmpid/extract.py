@@ -32,22 +32,25 @@ An image that does not decode, a missing image, an empty question, or a prompt
 longer than the model's context: the sample is skipped and recorded, with its
 reason, in the manifest (``skipped``); nothing is dropped silently. A mismatch
 between the image tokens found in the ids and the tokens the processor says it
-inserted is an error (ModelFamilyError): it would make every number wrong.
+inserted is an error (ModelFamilyError): it would make every number wrong. Where
+that cross-check cannot run (the processor cannot count its image tokens), the
+manifest says so under ``image_token_check`` and a CheckSkippedWarning is raised.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import platform
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmpid.errors import DatasetError, InputError, ModelFamilyError
+from mmpid.errors import CheckSkippedWarning, DatasetError, InputError, ModelFamilyError
+from mmpid.extract_options import PROTOCOLS, TARGETS, ExtractOptions
 from mmpid.store import FeatureStore
+from mmpid.versions import PINNED, folder_fingerprint, installed_versions
 
 if TYPE_CHECKING:  # pragma: no cover
     from mmpid.data import Sample, VQADataset
@@ -55,29 +58,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["PROTOCOLS", "TARGETS", "extract"]
 
-PROTOCOLS = ("input-fusion", "span")
-TARGETS = ("prediction", "label")
-POOLINGS = ("mean", "last", "max")
 #: Most candidate answers scored one forward pass each (multi-token answers, span + prediction).
 MAX_SEQUENCE_CANDIDATES = 64
-
-
-def _versions() -> dict[str, str]:
-    return dict(_installed_versions())
-
-
-@functools.lru_cache(maxsize=1)
-def _installed_versions() -> tuple[tuple[str, str], ...]:
-    """Python's and the key packages' versions (read from their metadata once per process)."""
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("mmpid", "torch", "transformers", "numpy", "safetensors", "datasets"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:  # pragma: no cover
-            out[pkg] = "absent"
-    return tuple(out.items())
 
 
 def extract(
@@ -108,7 +90,7 @@ def extract(
     pooling : {"mean", "last", "max"}
         How token positions are pooled into one vector per example.
     target : {"prediction", "label"}
-        Y of the span protocol (ignored by input-fusion, which stores both).
+        Y of the span protocol. Input-fusion stores both, so ``"label"`` with it is an error.
     batch_size : int
         Examples per forward pass.
     shard_size : int, optional
@@ -135,30 +117,20 @@ def extract(
     >>> x_image.shape, y.shape  # doctest: +SKIP
     ((300, 4096), (300, 4096))
     """
-    if protocol not in PROTOCOLS:
-        raise InputError(f"The 'protocol' parameter must be one of {PROTOCOLS}. Got {protocol!r}.")
-    if pooling not in POOLINGS:
-        raise InputError(f"The 'pooling' parameter must be one of {POOLINGS}. Got {pooling!r}.")
-    if target not in TARGETS:
-        raise InputError(f"The 'target' parameter must be one of {TARGETS}. Got {target!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"The 'batch_size' parameter must be a positive integer. Got {batch_size!r}.")
-    if shard_size is None:
-        shard_size = batch_size * max(1, 256 // batch_size)
-    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
-        raise InputError(f"The 'shard_size' parameter must be a positive integer. Got {shard_size!r}.")
-    shard_size = -(-shard_size // batch_size) * batch_size
+    opts = ExtractOptions(
+        protocol=protocol, pooling=pooling, target=target, batch_size=batch_size, shard_size=shard_size
+    )
     if len(dataset) == 0:
         raise DatasetError("The dataset holds no samples; nothing to extract.")
     return _extract(
         adapter,
         dataset,
         Path(out_dir),
-        protocol=protocol,
-        pooling=pooling,
-        target=target,
-        batch_size=batch_size,
-        shard_size=shard_size,
+        protocol=opts.protocol,
+        pooling=opts.pooling,
+        target=opts.target,
+        batch_size=opts.batch_size,
+        shard_size=opts.shard_rows(),
         overwrite=overwrite,
         progress=progress,
     )
@@ -201,6 +173,7 @@ def _extract(
         "batch_size": batch_size,
         "shard_size": shard_size,
     }
+    versions = installed_versions()
     info = {
         "model": model["id"],
         "model_revision": model["revision"],
@@ -215,9 +188,11 @@ def _extract(
         "n_layers": adapter.n_layers,
         "hidden_size": adapter.hidden_size,
         "layers": list(range(adapter.n_layers)),
-        "versions": _versions(),
+        "versions": versions,
     }
-    store = FeatureStore.create(out, config, info=info, overwrite=overwrite)
+    pins = {k: versions[k] for k in PINNED}
+    pins["model"] = model["revision"] or folder_fingerprint(model["id"])
+    store = FeatureStore.create(out, config, info=info, pins=pins, overwrite=overwrite)
     done = store.finished_shards()
     starts = list(range(0, n, shard_size))
     first_done = sum(min(shard_size, n - starts[k]) for k in done if k < len(starts))
@@ -231,9 +206,12 @@ def _extract(
             ids: list[str] = []
             skipped: list[dict[str, str]] = []
             scoring: set[str] = set()
+            unchecked: set[str] = set()
             for b0 in range(start, stop, batch_size):
                 batch = [dataset[i] for i in range(b0, min(b0 + batch_size, stop))]
-                part, kept, skip, how = _process_batch(adapter, dataset, batch, protocol, pooling, target)
+                part, kept, skip, how = _process_batch(
+                    adapter, dataset, batch, protocol, pooling, target, unchecked
+                )
                 skipped += skip
                 ids += kept
                 if how:
@@ -246,15 +224,32 @@ def _extract(
                 {key: np.concatenate(v, axis=0) for key, v in arrays.items()},
                 sample_ids=ids,
                 skipped=skipped,
-                extra={"scoring": sorted(scoring)},
+                extra={"scoring": sorted(scoring), "image_token_check": _check_record(unchecked)},
             )
     finally:
         bar.close()
     if store.n_samples == 0:
         reasons = sorted({s["reason"] for s in store.skipped})[:3]
         raise DatasetError(f"Every sample was skipped (e.g. {reasons}); the store would be empty.")
-    store.finalize(scoring=sorted({h for s in store.manifest["shards"] for h in s.get("scoring", [])}))
+    shards = store.manifest["shards"]
+    reasons = sorted({r for s in shards for r in s.get("image_token_check", {}).get("skipped", [])})
+    store.finalize(
+        scoring=sorted({h for s in shards for h in s.get("scoring", [])}),
+        image_token_check={"checked": not reasons, "skipped": reasons},
+    )
+    if reasons:
+        warnings.warn(
+            "The image-token cross-check (image tokens found in the ids against those the processor "
+            f"says it inserted) could not run: {'; '.join(reasons)}. The store's manifest records this "
+            "under 'image_token_check'; check the image spans by hand before trusting X_image.",
+            CheckSkippedWarning,
+            stacklevel=3,
+        )
     return store
+
+
+def _check_record(unchecked: set[str]) -> dict[str, Any]:
+    return {"checked": not unchecked, "skipped": sorted(unchecked)}
 
 
 def _process_batch(
@@ -264,8 +259,11 @@ def _process_batch(
     protocol: str,
     pooling: str,
     target: str,
+    unchecked: set[str],
 ) -> tuple[dict[str, np.ndarray], list[str], list[dict[str, str]], str | None]:
-    """Pooled arrays for the usable samples of one batch, their ids, the skipped ones, the scoring used."""
+    """Pooled arrays for the usable samples of one batch, their ids, the skipped ones, the scoring used.
+
+    Why the image-token cross-check could not run, if it could not, is added to ``unchecked``."""
     skipped: list[dict[str, str]] = []
     good: list[tuple[Sample, Any]] = []
     for s in batch:
@@ -317,7 +315,7 @@ def _process_batch(
         if not good:
             return {}, [], skipped, None
         enc = adapter.encode([im for _, im in good], [s.question for s, _ in good])
-    _check_image_tokens(adapter, enc, [s.id for s, _ in good])
+    skipped_check = _check_image_tokens(adapter, enc, [s.id for s, _ in good])
 
     act = adapter.run(enc, pooling=pooling)
     need_sequence = protocol == "span" and target == "prediction"
@@ -340,10 +338,14 @@ def _process_batch(
             out[f"x_image.{layer}"] = act.image[layer]
             out[f"x_text.{layer}"] = act.text[layer]
         out["y"] = prediction if target == "prediction" else out["label"]
+    if skipped_check:
+        unchecked.add(skipped_check)
     return out, [s.id for s, _ in good], skipped, how
 
 
-def _check_image_tokens(adapter: Adapter, enc: Any, ids: Sequence[str]) -> None:
+def _check_image_tokens(adapter: Adapter, enc: Any, ids: Sequence[str]) -> str | None:
+    """Raise if the image tokens found differ from those the processor inserted; return why the
+    comparison could not be made (None when it was)."""
     found = list(enc.n_image_tokens)
     for sid, f in zip(ids, found):
         if f == 0:
@@ -358,6 +360,9 @@ def _check_image_tokens(adapter: Adapter, enc: Any, ids: Sequence[str]) -> None:
             f"Image tokens found in the ids differ from what the processor inserted "
             f"(sample, found, expected): {bad}. The processor and model config disagree."
         )
+    if expected is None:
+        return getattr(enc, "image_check_skipped", None) or "the adapter cannot count the expected image tokens"
+    return None
 
 
 def _score_answers(
@@ -371,16 +376,7 @@ def _score_answers(
     """Log-probabilities of each answer after each prompt, shape (B, |answers|), and the method."""
     if not answers:
         return None, None
-    prompt, question = enc.prompts[0], pairs[0][1]
-    tail = prompt[prompt.rfind(question) + len(question) :]  # the template after the question
-    cache = adapter.__dict__.setdefault("_mmpid_continuations", {})
-    key = (tail, tuple(answers))
-    if key not in cache:
-        conts = [adapter.answer_continuation(prompt, a) for a in answers]
-        firsts = [c[0] for c in conts if c]
-        single = all(len(c) == 1 for c in conts) and len(set(firsts)) == len(conts)
-        cache[key] = (firsts if single else None)
-    firsts = cache[key]
+    firsts = adapter.first_token_answers(enc.prompts[0], pairs[0][1], answers)
     if act.logits is not None and firsts is not None:
         logits = act.logits.astype(np.float64)
         m = logits.max(axis=1, keepdims=True)

@@ -15,8 +15,13 @@ from typing import Any
 
 import pandas as pd
 
-from mmpid.errors import EstimateWarning, InputError
-from mmpid.store import config_hash, write_json_atomic
+from mmpid.errors import EstimateWarning, OptionError
+from mmpid.estimate.options import EstimateOptions
+from mmpid.extract_options import ExtractOptions
+from mmpid.paths import check_out_dir
+from mmpid.atomic import write_json_atomic
+from mmpid.store import config_hash
+from mmpid.versions import mmpid_version
 
 __all__ = ["AnalysisPaths", "analyze", "estimate_store", "extract_features", "resolve_model"]
 
@@ -50,22 +55,34 @@ class _CachedEstimate:
 
 
 def resolve_model(model: str) -> str:
-    """Turn ``zoo:NAME`` into the shipped model's folder; other ids/paths pass through."""
-    if model.startswith("zoo:"):
-        from mmpid import zoo
+    """Turn ``zoo:NAME`` into the shipped model's folder (see :func:`mmpid.models.registry.resolve_model`)."""
+    from mmpid.models.registry import resolve_model as resolve
 
-        return str(zoo.resolve(model))
-    return model
+    return resolve(model)
 
 
-def _estimate_layer(store: Any, layer: int, options: dict[str, Any]) -> _CachedEstimate:
+def check_layers(layers: Sequence[int] | None) -> list[int] | None:
+    """``layers`` as a list of ints (None: all); OptionError if empty or not integers."""
+    if layers is None:
+        return None
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
+        raise OptionError("layers", layers, "None (every layer) or a list of layer indices")
+    values = list(layers)
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise OptionError("layers", values, "None (every layer) or a non-empty list of layer indices")
+    return values
+
+
+def _estimate_layer(store: Any, layer: int, options: EstimateOptions) -> _CachedEstimate:
     from mmpid.estimate import estimate
 
     x_image, x_text, y = store.load(layer)
+    keywords = options.to_dict()
+    keywords.pop("estimator")  # "discrete", the only one estimate() has for now
     with warnings.catch_warnings():
         # Each EstimateWarning is also in est.warnings, which goes to results.json and the report.
         warnings.simplefilter("ignore", EstimateWarning)
-        est = estimate(x_image, x_text, y, **options)
+        est = estimate(x_image, x_text, y, **keywords)
     frame = est.to_frame()
     return _CachedEstimate(
         records=tuple(frame.to_dict(orient="records")),
@@ -90,8 +107,10 @@ def estimate_store(
 ) -> Any:
     """Estimate the PID atoms of every stored layer and save ``results.json``/``results.csv``.
 
-    Each finished layer is cached under ``out_dir/layers/`` (keyed by the estimation settings),
-    so an interrupted run resumes where it stopped and never recomputes a finished layer.
+    Each finished layer is cached under ``out_dir/layers/``, keyed by the mmpid version, every
+    estimation setting and the store's configuration, so an interrupted run resumes where it
+    stopped, never recomputes a finished layer and never reuses a stale one. Every option is
+    checked before the store is read and before anything is written.
 
     Parameters
     ----------
@@ -104,29 +123,46 @@ def estimate_store(
     -------
     LayerResults with one record per (layer, atom); atoms in bits, contributions as fractions.
     """
+    options = EstimateOptions(
+        clusters=clusters, n_bootstrap=n_bootstrap, n_permutations=n_permutations, level=level, seed=seed
+    )
+    return _estimate_store(
+        store_dir, check_out_dir(out_dir, "out_dir"), layers=check_layers(layers), options=options,
+        progress=progress,
+    )
+
+
+def _estimate_store(
+    store_dir: str | os.PathLike[str],
+    out: Path,
+    *,
+    layers: list[int] | None,
+    options: EstimateOptions,
+    progress: bool,
+) -> Any:
+    """`estimate_store` with validated options."""
     from tqdm.auto import tqdm
 
     from mmpid.report.results import LayerResults
     from mmpid.store import FeatureStore
 
     store = FeatureStore.open(store_dir)
-    chosen = list(store.layers) if layers is None else [int(v) for v in layers]
+    chosen = list(store.layers) if layers is None else list(layers)
     unknown = sorted(set(chosen) - set(store.layers))
     if unknown:
-        raise InputError(
-            f"The 'layers' parameter names layers {unknown} that the store does not hold; "
-            f"it holds layers {list(store.layers)}."
+        raise OptionError(
+            "layers", unknown, f"layers the store holds, {store.layers[0]}..{store.layers[-1]}"
         )
-    options = {
-        "clusters": clusters,
-        "n_bootstrap": int(n_bootstrap),
-        "n_permutations": int(n_permutations),
-        "level": float(level),
-        "seed": int(seed),
-    }
     manifest = dict(store.manifest)
-    key = config_hash({"options": options, "store": manifest.get("config_hash", manifest)})
-    out = Path(out_dir)
+    # The cache key: everything that decides a layer's numbers (the version of mmpid, every
+    # estimation setting, the store's configuration), so a stale file is never reused.
+    key = config_hash(
+        {
+            "mmpid": mmpid_version(),
+            "options": options.to_dict(),
+            "store": manifest.get("config_hash", manifest),
+        }
+    )
     cache = out / "layers"
     cache.mkdir(parents=True, exist_ok=True)
 
@@ -163,11 +199,11 @@ def estimate_store(
     config = {
         **{k: manifest.get(k) for k in ("model", "dataset", "split", "protocol", "pooling", "target")},
         "n": first.n,
-        "level": options["level"],
-        "n_bootstrap": options["n_bootstrap"],
-        "n_permutations": options["n_permutations"],
-        "seed": options["seed"],
-        "cluster_rule": clusters,
+        "level": options.level,
+        "n_bootstrap": options.n_bootstrap,
+        "n_permutations": options.n_permutations,
+        "seed": options.seed,
+        "cluster_rule": options.clusters_json(),
         "store": str(Path(store_dir)),
     }
     if all(e.clusters == first.clusters for e in estimates.values()):
@@ -196,22 +232,44 @@ def extract_features(
 ) -> Any:
     """Load the model (hub id, folder or ``zoo:NAME``) and the dataset, and write a feature store.
 
-    Returns the :class:`mmpid.store.FeatureStore`; resumes an unfinished one of the same configuration.
+    Every option is checked before the model loads, and nothing is written before the model
+    and the dataset have loaded. Returns the :class:`mmpid.store.FeatureStore`; resumes an
+    unfinished one of the same configuration.
     """
+    options = ExtractOptions(
+        dataset=dataset, split=split, limit=limit, data_seed=data_seed, columns=columns,
+        protocol=protocol, pooling=pooling, target=target, batch_size=batch_size,
+        device=device, dtype=dtype,
+    )
+    store = check_out_dir(store_dir, "store_dir")
+    adapter, data = _load(resolve_model(model), options)
+    return _extract(adapter, data, store, options, progress=progress)
+
+
+def _load(model: str, options: ExtractOptions) -> tuple[Any, Any]:
+    """The model and the dataset; the dataset first, since it usually fails (or loads) faster."""
     from mmpid.data import load_dataset
-    from mmpid.extract import extract
     from mmpid.models.registry import load_adapter
 
-    adapter = load_adapter(resolve_model(model), device=device, dtype=dtype)
-    data = load_dataset(dataset, split=split, limit=limit, seed=data_seed, columns=columns)
+    data = load_dataset(
+        options.dataset, split=options.split, limit=options.limit, seed=options.data_seed,
+        columns=None if options.columns is None else dict(options.columns),
+    )
+    adapter = load_adapter(model, device=options.device, dtype=options.dtype)
+    return adapter, data
+
+
+def _extract(adapter: Any, data: Any, store_dir: Path, options: ExtractOptions, *, progress: bool) -> Any:
+    from mmpid.extract import extract
+
     return extract(
         adapter,
         data,
         store_dir,
-        protocol=protocol,
-        pooling=pooling,
-        target=target,
-        batch_size=batch_size,
+        protocol=options.protocol,
+        pooling=options.pooling,
+        target=options.target,
+        batch_size=options.batch_size,
         progress=progress,
     )
 
@@ -246,36 +304,29 @@ def analyze(
     """
     from mmpid.report import render_report
 
-    out = Path(out_dir)
+    # every option first: a bad --level or --limit fails here, before the model loads
+    extract_options = ExtractOptions(
+        dataset=dataset, split=split, limit=limit, data_seed=data_seed, columns=columns,
+        protocol=protocol, pooling=pooling, target=target, batch_size=batch_size,
+        device=device, dtype=dtype,
+    )
+    estimate_options = EstimateOptions(
+        clusters=clusters, n_bootstrap=n_bootstrap, n_permutations=n_permutations, level=level, seed=seed
+    )
+    layers = check_layers(layers)
+    out = check_out_dir(out_dir, "out_dir")
+    adapter, data = _load(resolve_model(model), extract_options)
+    if layers is not None:
+        unknown = sorted(v for v in layers if not 0 <= v < adapter.n_layers)
+        if unknown:
+            raise OptionError(
+                "layers", unknown, f"layers the model has, 0..{adapter.n_layers - 1}"
+            )
+    # nothing is written before here
     out.mkdir(parents=True, exist_ok=True)
     store_dir = out / "store"
-    extract_features(
-        model,
-        store_dir,
-        dataset=dataset,
-        split=split,
-        limit=limit,
-        data_seed=data_seed,
-        columns=columns,
-        protocol=protocol,
-        pooling=pooling,
-        target=target,
-        batch_size=batch_size,
-        device=device,
-        dtype=dtype,
-        progress=progress,
-    )
-    results = estimate_store(
-        store_dir,
-        out,
-        layers=layers,
-        clusters=clusters,
-        n_bootstrap=n_bootstrap,
-        n_permutations=n_permutations,
-        level=level,
-        seed=seed,
-        progress=progress,
-    )
+    _extract(adapter, data, store_dir, extract_options, progress=progress)
+    results = _estimate_store(store_dir, out, layers=layers, options=estimate_options, progress=progress)
     report = render_report(results, out, title=f"mmpid: {model} on {dataset}")
     return AnalysisPaths(
         out_dir=out,

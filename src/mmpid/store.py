@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from mmpid.atomic import write_json_atomic
 from mmpid.errors import InputError, StoreError
 
 __all__ = ["FORMAT_VERSION", "FeatureStore", "config_hash"]
@@ -40,13 +41,6 @@ def config_hash(config: dict[str, Any]) -> str:
     """A short, stable hash of a JSON-serialisable configuration."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON so that a crash leaves the old file or the new one, never half of either."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=str))
-    os.replace(tmp, path)
 
 
 class FeatureStore:
@@ -97,21 +91,31 @@ class FeatureStore:
         config: dict[str, Any],
         *,
         info: dict[str, Any] | None = None,
+        pins: dict[str, Any] | None = None,
         overwrite: bool = False,
     ) -> FeatureStore:
         """Start a store for ``config``, or resume the one already there with the same config.
+
+        ``pins`` (recorded in the manifest) are the versions that decide the numbers but not
+        the configuration: mmpid's, torch's, transformers' and the model weights'. An unfinished
+        store with finished shards is resumed only under the same pins, so that no store mixes
+        shards computed by different code or weights. A finished store is returned as it is
+        (nothing is added to it).
 
         Raises
         ------
         StoreError
             When ``path`` holds a store made with another configuration (pass
-            ``overwrite=True`` to replace it) or something that is not a store.
+            ``overwrite=True`` to replace it), an unfinished store started under other pins,
+            or something that is not a store.
         """
         path = Path(path)
         digest = config_hash(config)
+        pins = dict(pins or {})
         if (path / MANIFEST).exists():
             old = cls._read(path)
             if old._manifest.get("config_hash") == digest and not overwrite:
+                old._check_pins(pins)
                 return old
             if not overwrite:
                 diff = sorted(
@@ -134,12 +138,28 @@ class FeatureStore:
             "config_hash": digest,
             "config": config,
             **(info or {}),
+            "pins": pins,
             "shards": [],
             "complete": False,
         }
         store = cls(path, manifest)
         store._save()
         return store
+
+    def _check_pins(self, pins: dict[str, Any]) -> None:
+        """Refuse to add shards to an unfinished store started under other pins."""
+        if self._manifest.get("complete") or not self._manifest["shards"] or not pins:
+            return
+        old = self._manifest.get("pins", {})
+        changed = {k: (old.get(k), pins.get(k)) for k in sorted(set(old) | set(pins)) if old.get(k) != pins.get(k)}
+        if changed:
+            what = "; ".join(f"{k}: {a!r} then, {b!r} now" for k, (a, b) in changed.items())
+            raise StoreError(
+                f"The unfinished feature store {str(self.path)!r} was started under other versions ({what}); "
+                f"resuming it would mix its {len(self._manifest['shards'])} finished shard(s) with shards "
+                "computed differently. Resume it with the versions it was started with, or extract into a new "
+                "folder (or overwrite=True to start it again)."
+            )
 
     def _save(self) -> None:
         write_json_atomic(self.path / MANIFEST, self._manifest)
@@ -228,7 +248,8 @@ class FeatureStore:
         return [k for s in self._manifest["shards"] for k in s["skipped"]]
 
     def _column(self, key: str) -> np.ndarray:
-        from safetensors.numpy import load_file
+        """One array over every shard, reading only that tensor of each shard (not the shard)."""
+        from safetensors import safe_open
 
         parts = []
         for s in self._manifest["shards"]:
@@ -237,10 +258,10 @@ class FeatureStore:
             f = self.path / SHARDS / s["file"]
             if not f.is_file():
                 raise StoreError(f"The shard {str(f)!r} listed in the manifest is missing; extract again.")
-            data = load_file(str(f))
-            if key not in data:
-                raise StoreError(f"The shard {str(f)!r} has no array {key!r}; the store is corrupt.")
-            parts.append(data[key])
+            with safe_open(str(f), framework="numpy") as shard:
+                if key not in shard.keys():
+                    raise StoreError(f"The shard {str(f)!r} has no array {key!r}; the store is corrupt.")
+                parts.append(shard.get_tensor(key))
         if not parts:
             raise StoreError(f"The feature store {str(self.path)!r} holds no samples (all skipped?).")
         return np.concatenate(parts, axis=0)

@@ -12,9 +12,10 @@ from mmpid.data.base import Sample, VQADataset, normalize_answer, open_image
 from mmpid.data.hf import PRESETS, resolve_columns
 from mmpid.errors import InputError
 
-__all__ = ["PRESETS", "Sample", "VQADataset", "load_dataset", "normalize_answer", "open_image", "resolve_columns"]
+__all__ = ["EASY_VQA_NAMES", "PRESETS", "Sample", "VQADataset", "load_dataset", "normalize_answer", "open_image", "resolve_columns"]
 
-_EASY = {"easy-vqa", "easy_vqa", "easyvqa"}
+#: The names that select easy-vqa (case-insensitive).
+EASY_VQA_NAMES = frozenset({"easy-vqa", "easy_vqa", "easyvqa"})
 
 
 def load_dataset(
@@ -57,7 +58,7 @@ def load_dataset(
     if not isinstance(name_or_path, (str, Path)):
         raise InputError(f"The 'dataset' parameter must be a name or a path. Got {name_or_path!r}.")
     name = str(name_or_path)
-    if name.lower() in _EASY:
+    if name.lower() in EASY_VQA_NAMES:
         from mmpid.data.easy_vqa import load_easy_vqa
 
         if columns:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mmpid.errors import ConvergenceWarning, EstimateWarning, InputError
+from mmpid.errors import EstimateWarning, InputError
 from mmpid.estimate.bootstrap import (
     SOLVER_ATOL,
     bootstrap_bias,
@@ -18,6 +18,8 @@ from mmpid.estimate.bootstrap import (
     reflected_replicates,
 )
 from mmpid.estimate.contribution import contribution_image
+from mmpid.estimate.checks import label_like_floats
+from mmpid.estimate.convergence import convergence_note
 from mmpid.estimate.discretise import (
     Discretised,
     Variable,
@@ -33,24 +35,19 @@ from mmpid.estimate.discretise import (
     single_thread,
 )
 from mmpid.estimate.null import summarise_null
+from mmpid.estimate.options import CLUSTER_RULES, EstimateOptions
+from mmpid.estimate.options import is_int as _is_int
 from mmpid.estimate.resolution import choose_resolution, ladder
 from mmpid.estimate.result import BIT_ATOMS, AtomEstimate, Estimate
-from mmpid.estimate.solve import AtomColumns, solve_tables
+from mmpid.estimate.solve import solve_tables
 from mmpid.estimate.tables import bootstrap_tables, joint_table, permutation_tables
 
 __all__ = ["estimate"]
 
 _NAMES = ("image", "text", "target")
 _ARGS = {"image": "x_image", "text": "x_text", "target": "y"}
-PROTOCOLS = ("pooled", "per-sample")
-CORRECTIONS = ("bootstrap", "null")
-#: The rules that choose the clusters: "auto" (the resolution the data support, see
-#: mmpid.estimate.resolution) and "conservative" (a common k from N alone).
-CLUSTER_RULES = ("auto", "conservative")
 # A k-means cluster holding less than this fraction of the average cluster size is degenerate.
 _DEGENERATE_FRACTION = 0.05
-#: Certified solver gaps (bits) above this raise a ConvergenceWarning; smaller ones are noted.
-GAP_WARN = 1e-3
 
 
 def estimate(
@@ -142,7 +139,9 @@ def estimate(
 
     Raises
     ------
-    InputError : mismatched N, NaN/inf rows, bad options.
+    OptionError : an option out of range, or one the chosen protocol would ignore (checked
+        before the data; see :class:`mmpid.estimate.options.EstimateOptions`).
+    InputError : mismatched N, NaN/inf rows.
     SampleSizeError : more clusters asked for than samples or distinct points.
 
     Examples
@@ -153,17 +152,11 @@ def estimate(
     >>> round(est.unique_image.corrected, 1), round(est.contribution_image.corrected, 2)
     (1.0, 1.0)
     """
-    _check_options(
-        seed=seed,
-        n_bootstrap=n_bootstrap,
-        n_permutations=n_permutations,
-        level=level,
-        protocol=protocol,
-        correction=correction,
-        n_components=n_components,
-        n_init=n_init,
-        max_bias=max_bias,
-        max_clusters=max_clusters,
+    opts = EstimateOptions(
+        clusters=clusters, seed=seed, n_bootstrap=n_bootstrap, n_permutations=n_permutations,
+        level=level, protocol=protocol, correction=correction, normalize=normalize,
+        n_components=n_components, n_init=n_init, max_bias=max_bias, max_clusters=max_clusters,
+        method=method, backend=backend, length=length, n_shuffles=n_shuffles,
     )
     if protocol == "per-sample":
         from mmpid.estimate.per_sample import estimate_per_sample
@@ -172,21 +165,16 @@ def estimate(
             x_image,
             x_text,
             y,
-            clusters=10 if clusters == "auto" else clusters,
-            length=length,
-            n_shuffles=n_shuffles,
-            n_components=n_components,
-            normalize=normalize,
-            n_bootstrap=n_bootstrap,
-            level=level,
-            seed=seed,
-            method=method,
-            backend=backend,
-        )
-    if length is not None or n_shuffles != 1:
-        raise InputError(
-            "'length' and 'n_shuffles' belong to protocol='per-sample'; with protocol='pooled' "
-            f"leave them out (got length={length!r}, n_shuffles={n_shuffles!r})."
+            clusters=10 if opts.clusters == "auto" else opts.clusters,
+            length=opts.length,
+            n_shuffles=opts.n_shuffles,
+            n_components=opts.n_components,
+            normalize=opts.normalize,
+            n_bootstrap=opts.n_bootstrap,
+            level=opts.level,
+            seed=opts.seed,
+            method=opts.method,
+            backend=opts.backend,
         )
     variables = {
         name: as_variable(arr, _ARGS[name]) for name, arr in zip(_NAMES, (x_image, x_text, y))
@@ -200,91 +188,45 @@ def estimate(
     return _estimate_pooled(
         variables,
         requested=requested,
-        clusters_arg=clusters,
-        seed=int(seed),
-        n_bootstrap=int(n_bootstrap),
-        n_permutations=int(n_permutations),
-        level=float(level),
-        correction=correction,
-        normalize=bool(normalize),
-        n_components=None if n_components is None else int(n_components),
-        n_init=int(n_init),
-        max_bias=float(max_bias),
-        max_clusters=int(max_clusters),
-        method=method,
-        backend=backend,
+        clusters_arg=opts.clusters,
+        seed=opts.seed,
+        n_bootstrap=opts.n_bootstrap,
+        n_permutations=opts.n_permutations,
+        level=opts.level,
+        correction=opts.correction,
+        normalize=opts.normalize,
+        n_components=opts.n_components,
+        n_init=opts.n_init,
+        max_bias=opts.max_bias,
+        max_clusters=opts.max_clusters,
+        method=opts.method,
+        backend=opts.backend,
     )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _check_options(**o: Any) -> None:
-    if not _is_int(o["seed"]) or o["seed"] < 0:
-        raise InputError(f"'seed' must be a non-negative int; got {o['seed']!r}.")
-    for name in ("n_bootstrap", "n_permutations"):
-        if not _is_int(o[name]) or o[name] < 2:
-            raise InputError(f"'{name}' must be an int >= 2; got {o[name]!r}.")
-    level = o["level"]
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-        raise InputError(f"'level' must be a float in (0, 1), e.g. 0.95; got {level!r}.")
-    if o["protocol"] not in PROTOCOLS:
-        raise InputError(f"'protocol' must be one of {list(PROTOCOLS)}; got {o['protocol']!r}.")
-    if o["correction"] not in CORRECTIONS:
-        raise InputError(
-            f"'correction' must be one of {list(CORRECTIONS)}; got {o['correction']!r}."
-        )
-    nc = o["n_components"]
-    if nc is not None and (not _is_int(nc) or nc < 1):
-        raise InputError(f"'n_components' must be None or an int >= 1; got {nc!r}.")
-    if not _is_int(o["n_init"]) or o["n_init"] < 1:
-        raise InputError(f"'n_init' must be an int >= 1; got {o['n_init']!r}.")
-    mb = o["max_bias"]
-    if isinstance(mb, bool) or not isinstance(mb, (int, float)) or not mb > 0:
-        raise InputError(f"'max_bias' must be a positive number of bits; got {mb!r}.")
-    if not _is_int(o["max_clusters"]) or o["max_clusters"] < 2:
-        raise InputError(f"'max_clusters' must be an int >= 2; got {o['max_clusters']!r}.")
 
 
 def _parse_clusters(
     clusters: int | str | Mapping[str, int | str], variables: Mapping[str, Variable]
 ) -> dict[str, int | str]:
-    """name -> int or "auto" for the continuous variables (labels keep their alphabet)."""
-    if isinstance(clusters, str):
-        if clusters not in CLUSTER_RULES:
-            raise InputError(
-                f"'clusters' must be one of {list(CLUSTER_RULES)}, an int >= 1, or a dict with keys "
-                f"image/text/target; got {clusters!r}."
-            )
-        spec: dict[str, int | str] = {name: clusters for name in _NAMES}
-    elif _is_int(clusters):
-        if clusters < 1:
-            raise InputError(f"'clusters' must be an int >= 1 or 'auto'; got {clusters!r}.")
-        spec = {name: int(clusters) for name in _NAMES}
-    elif isinstance(clusters, Mapping):
-        unknown = sorted(set(clusters) - set(_NAMES))
-        if unknown:
-            raise InputError(
-                f"'clusters' has unknown keys {unknown}; allowed keys are {list(_NAMES)}."
-            )
+    """name -> int or a rule name for the continuous variables (labels keep their alphabet).
+
+    ``clusters`` was validated by :class:`EstimateOptions`; what is left to check needs the data.
+    """
+    if isinstance(clusters, str) or _is_int(clusters):
+        spec: dict[str, int | str] = {name: clusters for name in _NAMES}  # type: ignore[misc]
+    else:
         spec = {name: "auto" for name in _NAMES}
         for name, value in clusters.items():
-            if not (value == "auto" or (_is_int(value) and value >= 1)):
-                raise InputError(
-                    f"clusters[{name!r}] must be an int >= 1 or 'auto'; got {value!r}."
-                )
-            if variables[name].kind == "labels" and value != "auto":
+            if variables[name].kind == "labels" and value not in CLUSTER_RULES:
                 raise InputError(
                     f"clusters[{name!r}] was given, but {_ARGS[name]!r} holds labels, which are "
                     "used as they are; leave it out of 'clusters'."
                 )
-            spec[name] = value if value == "auto" else int(value)
-    else:
-        raise InputError(
-            f"'clusters' must be 'auto', an int or a dict; got {type(clusters).__name__}."
-        )
-    return {name: spec[name] for name in _NAMES if variables[name].kind == "continuous"}
+            spec[name] = value
+    return {
+        name: v if isinstance(v, str) else int(v)
+        for name, v in spec.items()
+        if variables[name].kind == "continuous"
+    }
 
 
 def _clusters_json(clusters: Any) -> Any:
@@ -383,6 +325,10 @@ def _estimate_pooled(
         )
         ks, bias_bound = resolution.clusters, resolution.bias
         too_few = bias_bound > max_bias
+    for name in reduced:
+        message = label_like_floats(variables[name].data, _ARGS[name], ks[name])
+        if message:
+            note(message, emit=True)
     for name in _NAMES:
         if ks[name] == 1:
             note(
@@ -487,31 +433,6 @@ def _estimate_pooled(
         details=details,
         timing=timing,
     )
-
-
-def convergence_note(cols: AtomColumns, note: Any, *, primary: int = 0) -> int:
-    """Record tables the solver did not converge on; warn only when the gap can show.
-
-    The first ``primary`` tables (the plug-in) enter the result directly; the others
-    (resamples) enter through means and quantiles over hundreds of tables, where a few
-    tables off by a small gap move nothing. A ConvergenceWarning is raised when a primary
-    table, or more than 5% of all tables, is left with a certified gap above
-    :data:`GAP_WARN` bits; otherwise the fact is only noted in ``warnings``.
-    """
-    bad = ~cols.converged
-    if not bad.any():
-        return 0
-    gap = float(np.nanmax(cols.gap[bad]))
-    large = bad & (cols.gap > GAP_WARN)
-    message = (
-        f"The PID solver did not converge on {int(bad.sum())} of {len(cols)} tables; their atoms "
-        f"are within the certified gap of the optimum (largest {gap:.2e} bits)."
-    )
-    if large[:primary].any() or large.mean() > 0.05:
-        message += " That gap can show in the result: use fewer clusters."
-        warnings.warn(message, ConvergenceWarning, stacklevel=4)
-    note(message, emit=False)
-    return int(bad.sum())
 
 
 def _summarise(

@@ -25,6 +25,7 @@ import numpy as np
 from mmpid.errors import EstimateWarning, InputError, SampleSizeError
 from mmpid.estimate.bootstrap import interval
 from mmpid.estimate.contribution import contribution_image
+from mmpid.estimate.convergence import convergence_note
 from mmpid.estimate.discretise import kmeans_labels, n_distinct_rows, reduce, single_thread
 from mmpid.estimate.result import BIT_ATOMS, AtomEstimate, Estimate
 from mmpid.estimate.solve import solve_tables
@@ -188,8 +189,6 @@ def estimate_per_sample(
         for row, (i, j) in enumerate(pairs):
             ell = common(i, j)
             np.add.at(tables[row], (labels(0, i, ell), labels(1, i, ell), labels(2, j, ell)), 1.0)
-    from mmpid.estimate.core import convergence_note
-
     cols = solve_tables(tables, method=method, backend=backend)
     atoms = cols.stack()
     own = atoms[:n]

@@ -7,7 +7,9 @@ Torch and transformers load when this package is imported; the top-level
 
 from __future__ import annotations
 
-from mmpid.models.base import POOLINGS, Activations, Adapter, DecoderAdapter, Encoded
+from mmpid.extract_options import POOLINGS
+from mmpid.models.base import Activations, Adapter, Encoded
+from mmpid.models.decoder import DecoderAdapter
 from mmpid.models.registry import FAMILIES, adapter_class, load_adapter, supported_families
 
 __all__ = [

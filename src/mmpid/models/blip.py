@@ -46,7 +46,9 @@ import numpy as np
 import torch
 
 from mmpid.errors import InputError, ModelFamilyError
-from mmpid.models.base import POOLINGS, Activations, Adapter, Encoded, capture_layers, pool
+from mmpid.extract_options import POOLINGS
+from mmpid.models.base import Activations, Adapter, Encoded
+from mmpid.models.hooks import capture_layers, pool
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mmpid.models.base import DecoderAdapter
+from mmpid.models.decoder import DecoderAdapter
 from mmpid.models.llava import chat_prompt
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,6 +47,10 @@ class Idefics3Adapter(DecoderAdapter):
         seq_len = getattr(self.processor, "image_seq_len", None)
         fn = getattr(ip, "get_number_of_image_patches", None)
         if fn is None or seq_len is None:
+            self.image_check_skipped = (
+                f"{type(ip).__name__} has no get_number_of_image_patches" if fn is None
+                else f"{type(self.processor).__name__} has no image_seq_len"
+            )
             return None
 
         def count(sizes: list[tuple[int, int]]) -> list[int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mmpid.models.base import DecoderAdapter
+from mmpid.models.decoder import DecoderAdapter
 
 __all__ = ["LlavaAdapter", "LlavaNextAdapter", "chat_prompt"]
 

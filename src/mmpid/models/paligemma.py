@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from mmpid.errors import InputError
-from mmpid.models.base import DecoderAdapter
+from mmpid.models.decoder import DecoderAdapter
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image

@@ -29,7 +29,8 @@ from typing import Any, ClassVar
 import torch
 
 from mmpid.errors import ModelFamilyError
-from mmpid.models.base import Adapter, DecoderAdapter, resolve_device, resolve_dtype
+from mmpid.models.base import Adapter, resolve_device, resolve_dtype
+from mmpid.models.decoder import DecoderAdapter
 
 __all__ = ["Qwen2VLAdapter", "Qwen2_5_VLAdapter", "image_only_processor_class"]
 

@@ -7,9 +7,10 @@ the module is imported only when a model of that family is loaded.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING
 
-from mmpid.errors import InputError, ModelFamilyError
+from mmpid.errors import InputError, ModelFamilyError, ModelNotFoundError, OptionError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -28,7 +29,9 @@ FAMILIES: dict[str, str] = {
     "blip": "mmpid.models.blip:BlipVQAAdapter",
 }
 
-__all__ = ["FAMILIES", "adapter_class", "load_adapter", "supported_families"]
+__all__ = ["FAMILIES", "adapter_class", "load_adapter", "resolve_model", "supported_families"]
+
+ZOO_PREFIX = "zoo:"
 
 
 def supported_families() -> list[str]:
@@ -48,6 +51,40 @@ def adapter_class(model_type: str) -> type[Adapter]:
     return getattr(importlib.import_module(module), name)
 
 
+def resolve_model(model: str) -> str:
+    """Where a model is: ``zoo:NAME`` becomes the shipped model's folder; a path that does not
+    exist is an error here (not a confusing hub-id error later); a hub id passes through.
+
+    Raises
+    ------
+    OptionError : ``zoo:NAME`` with a name the package does not ship.
+    ModelNotFoundError : a path (absolute, relative with ``./``/``../``, ``~``, or ending in a
+        separator) that does not exist.
+    """
+    if model.startswith(ZOO_PREFIX):
+        from mmpid import zoo
+
+        shipped = [ZOO_PREFIX + n for n in zoo.list_models()]
+        if model not in shipped:
+            raise OptionError("model", model, f"a hub id, a model folder, or one of {shipped}")
+        return str(zoo.resolve(model))
+    expanded = os.path.expanduser(model)
+    looks_like_path = (
+        os.path.isabs(expanded)
+        or model.startswith(("./", "../", "~", ".\\", "..\\"))
+        or model.endswith(("/", os.sep))
+    )
+    if looks_like_path and not os.path.exists(expanded):
+        raise ModelNotFoundError(
+            f"No such model folder: {model!r}. Give a folder written with model.save_pretrained() "
+            "and processor.save_pretrained(), a hub id in the local cache, or zoo:NAME "
+            "(see 'mmpid zoo list')."
+        )
+    if looks_like_path and not os.path.isdir(expanded):
+        raise ModelNotFoundError(f"The model path {model!r} is a file; give the folder that holds config.json.")
+    return expanded if looks_like_path else model
+
+
 def load_adapter(
     model_id_or_path: str,
     *,
@@ -59,8 +96,8 @@ def load_adapter(
     Parameters
     ----------
     model_id_or_path : str
-        A local folder written with ``save_pretrained`` (model and processor) or a
-        hub id already in the cache.
+        A local folder written with ``save_pretrained`` (model and processor), a
+        hub id already in the cache, or ``zoo:NAME`` (a shipped zoo model).
     device : {"auto", "cpu", "cuda", "cuda:N"}
     dtype : {"float32", "bfloat16", "float16", "auto"} or torch.dtype or None
         None: float32 on CPU, bfloat16 on CUDA.
@@ -69,11 +106,11 @@ def load_adapter(
     -------
     Adapter
     """
-    from transformers import AutoConfig
-
     if not isinstance(model_id_or_path, str) and not hasattr(model_id_or_path, "__fspath__"):
         raise InputError(f"The 'model' parameter must be a hub id or a folder path. Got {model_id_or_path!r}.")
-    path = str(model_id_or_path)
+    path = resolve_model(str(model_id_or_path))
+    from transformers import AutoConfig
+
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:

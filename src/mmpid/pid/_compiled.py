@@ -27,7 +27,7 @@ from mmpid.pid._backend import NEG
 from mmpid.pid._lapack import potrf_lower, potrs_lower, syrk_lower
 from mmpid.pid._newton import RIDGE
 from mmpid.pid._primal_dual import FLOOR, MAX_DUAL_MOVE, REFINE_BELOW, TO_BOUNDARY
-from mmpid.pid._problem import LN2, SINKHORN_DONE, SINKHORN_ITER
+from mmpid.pid._problem import GAP_ROUNDING, LN2, SINKHORN_DONE, SINKHORN_ITER
 
 # Statuses of `solve_tables`.
 CERTIFIED = 0  # certified gap <= tol
@@ -441,7 +441,10 @@ def _certify(p1, p2, py, support, active, m, pi, lam, mu):
     hy = 0.0
     for y in range(ny):
         hy -= _xlogx(py[y])
-    return (hy + f) / LN2, max(f - lower, 0.0) / LN2, merr
+    raw = f - lower
+    if raw < -GAP_ROUNDING * (1.0 + abs(f) + abs(lower)):
+        raise RuntimeError("Internal error in the PID solver: a negative duality gap (weak duality forbids it)")
+    return (hy + f) / LN2, max(raw, 0.0) / LN2, merr
 
 
 @njit(nogil=True, cache=True)

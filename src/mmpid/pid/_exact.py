@@ -55,6 +55,7 @@ class ExactOut:
     iterations: Any
     converged: Any
     stuck: Any  # stopped uncertified because the barrier stalled (not max_iter)
+    fallback_rounds: Any = None  # IPFP alternations of the last fallback (None: none ran)
 
 
 def _barrier(ops: Ops, prob: Problem, lam: Any, mu: Any, t: Any) -> Any:

@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from mmpid.pid._backend import NEG, Ops
 
 LN2 = math.log(2.0)
@@ -30,6 +32,9 @@ LN2 = math.log(2.0)
 SINKHORN_DONE = 1e-13
 # Scaling rounds of the certificate's projection (at most).
 SINKHORN_ITER = 30
+#: Rounding allowance (relative to |f| + |dual bound| + 1, nats) below which a negative duality
+#: gap means "equal"; a gap further below 0 contradicts weak duality: a bug, not a result.
+GAP_ROUNDING = 1e-10
 
 
 @dataclass
@@ -158,6 +163,18 @@ def marginal_error(ops: Ops, prob: Problem, q: Any) -> Any:
     return ops.maximum(e1, e2)
 
 
+def check_gap(raw: Any, allowed: Any) -> None:
+    """Raise on a duality gap below 0 by more than rounding: weak duality says it cannot be."""
+    raw, allowed = np.atleast_1d(raw), np.atleast_1d(allowed)
+    bad = np.flatnonzero(raw < -allowed)
+    if bad.size:
+        raise RuntimeError(
+            f"Internal error in the PID solver: a negative duality gap ({raw[bad[0]]:.3e} nats on "
+            f"table {int(bad[0])}, allowed rounding {allowed[bad[0]]:.1e}); the dual bound exceeds the "
+            "primal value, which weak duality forbids. Please report this with the table."
+        )
+
+
 @dataclass
 class Certificate:
     """I_q of a feasible q and the certified gap to the true minimum, both in bits."""
@@ -174,10 +191,14 @@ def certify(ops: Ops, prob: Problem, q: Any, lam: Any, mu: Any) -> Certificate:
     f = primal_value(ops, q)
     lower = feasible_dual_bound(ops, prob, lam, mu)
     hy = -ops.sum(ops.xlogx(prob.py), axis=1)
+    raw = f - lower
+    allowed = GAP_ROUNDING * (1.0 + ops.abs(f) + ops.abs(lower))
+    if ops.to_numpy(raw < -allowed).any():
+        check_gap(ops.to_numpy(raw), ops.to_numpy(allowed))
     return Certificate(
         i_q=(hy + f) / LN2,
-        # f - lower >= 0 in exact arithmetic; a few ulps below 0 mean "equal".
-        gap=ops.maximum(f - lower, 0.0) / LN2,
+        # f - lower >= 0 in exact arithmetic; within the rounding allowance below 0 means "equal"
+        gap=ops.maximum(raw, 0.0) / LN2,
         marginal_error=marginal_error(ops, prob, q),
     )
 

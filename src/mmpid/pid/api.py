@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mmpid.errors import ConvergenceWarning, InputError
+from mmpid.errors import ConvergenceWarning, InputError, OptionError
 from mmpid.pid import _primal_dual
 from mmpid.pid._backend import get_ops
 from mmpid.pid._exact import CENTRED_RETRY, ExactOut, solve_exact
@@ -43,20 +43,24 @@ JIT_ENV = "MMPID_JIT"
 
 def _check_options(method: str, tol: float | None, max_iter: int | None) -> tuple[float, int]:
     if method not in METHODS:
-        raise InputError(
-            f"The 'method' parameter must be one of {METHODS}; got {method!r} instead.")
+        raise OptionError("method", method, f"one of {list(METHODS)}")
     tol = DEFAULTS[method]["tol"] if tol is None else tol
     max_iter = DEFAULTS[method]["max_iter"] if max_iter is None else max_iter
     if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol > 0):
-        raise InputError(f"The 'tol' parameter must be a positive finite number; got {tol!r}.")
+        raise OptionError("tol", tol, "a positive finite number")
     if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 1):
-        raise InputError(f"The 'max_iter' parameter must be an int >= 1; got {max_iter!r}.")
+        raise OptionError("max_iter", max_iter, "an int >= 1")
     return float(tol), int(max_iter)
 
 
 def _as_numpy(x: Any) -> np.ndarray:
     if type(x).__module__.startswith("torch"):
-        return x.detach().cpu().numpy().astype(np.float64)
+        x = x.detach().cpu().numpy()
+    if np.iscomplexobj(x):
+        raise InputError(
+            "The 'p' parameter must be a real array of probabilities or counts; got a complex "
+            "array (its imaginary part would be dropped). Pass p.real if that is what you mean."
+        )
     try:
         return np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -190,7 +194,8 @@ def _fallback(ops: Any, prob: Any, out: Any, *, tol: float, max_iter: int) -> An
     _FALLBACK_ITER alternations), keeping the better certificate each time.
 
     Rare (degenerate sparse tables, with q* = 0 on some pairs whose constraint is also
-    tight); the extra steps and alternations are added to the table's iterations.
+    tight); the barrier's Newton steps are added to the table's iterations (Newton steps
+    too), the IPFP alternations counted apart, in `fallback_rounds`.
     """
     out = _keep_better(ops, prob, out, tol, lambda sub: solve_exact(
         ops, sub, tol=tol, max_iter=max_iter))
@@ -198,11 +203,13 @@ def _fallback(ops: Any, prob: Any, out: Any, *, tol: float, max_iter: int) -> An
         ops, sub, tol=tol, max_iter=max_iter, centred_at=CENTRED_RETRY))
     return _keep_better(ops, prob, out, tol, lambda sub: solve_ipfp(
         ops, sub, tol=0.0, max_iter=_FALLBACK_ITER, inner_tol=1e-12, inner_max_iter=1000,
-        gap_target=tol))
+        gap_target=tol), counter="fallback_rounds")
 
 
-def _keep_better(ops: Any, prob: Any, out: Any, tol: float, solve: Any) -> Any:
-    """Run `solve` on the stuck, uncertified tables of `out`; keep the better certificate."""
+def _keep_better(ops: Any, prob: Any, out: Any, tol: float, solve: Any, *,
+                 counter: str = "iterations") -> Any:
+    """Run `solve` on the stuck, uncertified tables of `out`; keep the better certificate.
+    The solver's iterations are added to `out`'s field `counter`."""
     bad = ops.to_numpy(out.stuck & ~out.converged).nonzero()[0]
     if bad.size == 0:
         return out
@@ -212,7 +219,10 @@ def _keep_better(ops: Any, prob: Any, out: Any, tol: float, solve: Any) -> Any:
     for name in ("i_q", "gap", "marginal_error"):
         cur = getattr(out, name)
         cur[idx] = ops.where(better, getattr(alt, name), cur[idx])
-    out.iterations[idx] = out.iterations[idx] + alt.iterations
+    if getattr(out, counter) is None:
+        setattr(out, counter, out.iterations * 0)
+    count = getattr(out, counter)
+    count[idx] = count[idx] + alt.iterations
     out.converged[idx] = out.gap[idx] <= tol
     out.stuck[idx] = out.stuck[idx] & ~out.converged[idx]
     return out
@@ -294,8 +304,12 @@ def _solve_stack(P: np.ndarray, *, method: str, tol: float, max_iter: int, backe
             prob = make_problem(ops, ops.asarray(S[lo:lo + chunk]))
             out = solve_ipfp(ops, prob, tol=tol, max_iter=max_iter, inner_tol=1e-12,
                              inner_max_iter=1000)
-        return {k: ops.to_numpy(getattr(out, k)) for k in
-                ("i_q", "gap", "marginal_error", "iterations", "converged")}
+        res = {k: ops.to_numpy(getattr(out, k)) for k in
+               ("i_q", "gap", "marginal_error", "iterations", "converged")}
+        rounds = getattr(out, "fallback_rounds", None)
+        res["fallback_rounds"] = (np.zeros(len(res["gap"]), np.int64) if rounds is None
+                                  else ops.to_numpy(rounds))
+        return res
 
     starts = range(0, B, chunk)
     if workers > 1:
@@ -325,6 +339,7 @@ def _solve_stack(P: np.ndarray, *, method: str, tol: float, max_iter: int, backe
         mutual_information=i12,
         method=method,
         iterations=res["iterations"].astype(np.int64),
+        fallback_rounds=res["fallback_rounds"].astype(np.int64),
         converged=converged,
         gap=res["gap"],
         marginal_error=res["marginal_error"],

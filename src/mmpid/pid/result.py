@@ -25,7 +25,10 @@ class PID:
     redundancy, unique_1, unique_2, synergy : the atoms, bits.
     mutual_information : I(X1,X2;Y) of the input table, bits.
     method : "exact" or "ipfp".
-    iterations : Newton steps (exact) or outer alternations (ipfp).
+    iterations : Newton steps (exact: the primal-dual pass plus any barrier fallback) or outer
+        alternations (ipfp); one unit per method.
+    fallback_rounds : IPFP alternations run by the exact method's last fallback on a table
+        the Newton passes left uncertified (0 for almost every table, and for ipfp).
     converged : whether the solver met its stopping rule (for "exact": certified gap <= tol).
     gap : a certified upper bound, bits, on how far the reported I_q(X1,X2;Y) lies above
         the true minimum; every atom is within `gap` of its exact BROJA value.
@@ -39,6 +42,7 @@ class PID:
     mutual_information: float
     method: str
     iterations: int
+    fallback_rounds: int
     converged: bool
     gap: float
     marginal_error: float
@@ -70,6 +74,7 @@ class PIDBatch:
     mutual_information: np.ndarray
     method: str
     iterations: np.ndarray
+    fallback_rounds: np.ndarray
     converged: np.ndarray
     gap: np.ndarray
     marginal_error: np.ndarray
@@ -86,7 +91,7 @@ class PIDBatch:
             v = getattr(self, f.name)
             if f.name == "method":
                 vals[f.name] = v
-            elif f.name == "iterations":
+            elif f.name in ("iterations", "fallback_rounds"):
                 vals[f.name] = int(v[i])
             elif f.name == "converged":
                 vals[f.name] = bool(v[i])

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from mmpid.report.results import BIT_ATOMS, LayerResults
+from mmpid.versions import mmpid_version
+
+from mmpid.report.results import BIT_ATOMS, LayerResults, level_text
 from mmpid.report.tables import (
     config_table_html,
     correction_text,
@@ -65,12 +67,6 @@ class Figure:
     png: bytes
 
 
-def _version() -> str:
-    from mmpid import __version__
-
-    return __version__
-
-
 def default_title(results: LayerResults) -> str:
     """``mmpid: MODEL on DATASET`` from the configuration, or a generic title."""
     model, dataset = results.config.get("model"), results.config.get("dataset")
@@ -96,11 +92,6 @@ def _layer_ranges(layers: Sequence[int]) -> str:
     return ", ".join(out)
 
 
-def _level(results: LayerResults) -> str:
-    try:
-        return f"{100 * float(results.config.get('level', 0.95)):g}%"
-    except (TypeError, ValueError):
-        return "95%"
 
 
 def _subtitle(results: LayerResults) -> str:
@@ -154,7 +145,7 @@ def _headline(results: LayerResults) -> str:
     which = "the last analysed layer" if len(results.layers) > 1 else "the only analysed layer"
     return (
         f'<div class="headline"><p>At layer <b>{layer}</b> ({which}), corrected atoms '
-        f"({_level(results)} bootstrap intervals):</p><ul>{''.join(items)}</ul>"
+        f"({level_text(results)} bootstrap intervals):</p><ul>{''.join(items)}</ul>"
         f"<p>Sum of the corrected atoms: {format_bits(total)} bits (the plug-in atoms sum to the "
         f"plug-in I(image, text; target) = {format_bits(plugin_total)} bits).{dominant_text}</p>"
         f"<p>{contribution}</p></div>"
@@ -203,7 +194,7 @@ variables. Plug-in estimates are biased upwards on finite samples, synergy most 
 <li><b>null mean</b>: the mean of the same estimate over permutations that destroy the
 dependence on the target: what the estimator reports when there is no information at all.
 {correction_text(results)[1]}</li>
-<li>Intervals: {_level(results)} bootstrap intervals (resampling the samples). An atom whose
+<li>Intervals: {level_text(results)} bootstrap intervals (resampling the samples). An atom whose
 interval contains 0 (grey in the table) is not distinguishable from zero.</li>
 <li>Negative corrected values (▼, orange) are kept as they are: clamping them to zero would
 hide the estimator's noise and bias the sums.</li>
@@ -257,7 +248,7 @@ def build_html(
 <h2>Figures</h2>
 {figures_html}
 <h2>Table</h2>
-<p>Corrected atoms per layer with their {_level(results)} intervals (bits; C<sub>text</sub> in
+<p>Corrected atoms per layer with their {level_text(results)} intervals (bits; C<sub>text</sub> in
 percent). <span class="neg">Orange ▼</span>: negative; <span class="zero">grey</span>: the
 interval contains 0.
 <a download="results.csv" href="data:text/csv;base64,{csv}">Download the full table (CSV)</a>.</p>
@@ -272,7 +263,7 @@ interval contains 0.
 <h2>How to read this report</h2>
 {_how_to_read(results)}
 <footer>Results written by mmpid {escape(results.mmpid_version)}; report rendered by mmpid
-{escape(_version())}. Self-contained: every image is embedded in this file.</footer>
+{escape(mmpid_version())}. Self-contained: every image is embedded in this file.</footer>
 </body>
 </html>
 """

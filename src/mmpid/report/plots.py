@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmpid.report.results import BIT_ATOMS, LayerResults
+from mmpid.report.results import BIT_ATOMS, LayerResults, level_text
 from mmpid.report.tables import correction_text
 
 if TYPE_CHECKING:
@@ -51,12 +51,6 @@ _NEG = "#D55E00"  # the colour that flags a negative value
 _DPI = 130
 
 
-def _level(results: LayerResults) -> str:
-    level = results.config.get("level", 0.95)
-    try:
-        return f"{100 * float(level):g}%"
-    except (TypeError, ValueError):
-        return "95%"
 
 
 def _new_figure(**kwargs: Any) -> Figure:
@@ -121,7 +115,7 @@ def atoms_by_layer(results: LayerResults) -> Figure:
     handles = [
         Line2D([], [], color="0.2", lw=2.2, marker="o", ms=3.5,
                label=correction_text(results)[0]),
-        Patch(color="0.2", alpha=0.22, label=f"{_level(results)} bootstrap interval"),
+        Patch(color="0.2", alpha=0.22, label=f"{level_text(results)} bootstrap interval"),
         Line2D([], [], color="0.2", ls=":", lw=1.5, label="plug-in"),
         Line2D([], [], color="0.35", ls="--", lw=1.2, label="null mean (permutation)"),
         Line2D([], [], ls="none", marker="v", ms=8, mfc="white", mec=_NEG, mew=1.6,
@@ -158,7 +152,7 @@ def contribution_by_layer(results: LayerResults) -> Figure:
     handles = [
         Line2D([], [], color=color, lw=2.2, marker="o", ms=4,
                label=ATOM_LABELS["contribution_text"]),
-        Patch(color=color, alpha=0.22, label=f"{_level(results)} bootstrap interval"),
+        Patch(color=color, alpha=0.22, label=f"{level_text(results)} bootstrap interval"),
         Line2D([], [], color="0.4", ls="--", lw=1, label="balanced (50%)"),
     ]
     if undefined.any():
@@ -252,7 +246,7 @@ def last_layer_atoms(results: LayerResults, *, layer: int | None = None) -> Figu
 
     # -- per atom: corrected with interval, plug-in and null mean
     xs = np.arange(len(BIT_ATOMS))
-    level = _level(results)
+    level = level_text(results)
     for x, atom in zip(xs, BIT_ATOMS, strict=True):
         rec = recs[atom]
         neg = rec.corrected < 0

@@ -6,9 +6,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmpid.errors import InputError, StoreError
+from mmpid.atomic import write_text_atomic
+from mmpid.errors import InputError
+from mmpid.paths import check_out_dir
 from mmpid.report.html import Figure, build_html
-from mmpid.report.results import LayerResults, load
+from mmpid.report.results import LayerResults, level_text, load
 
 __all__ = ["ReportPaths", "render_report"]
 
@@ -72,9 +74,7 @@ def render_report(
         )
     if title is not None and not isinstance(title, str):
         raise InputError(f"'title' must be a string or None; got {type(title).__name__}.")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise StoreError(f"'out_dir' must be a folder; {out} is a file.")
+    out = check_out_dir(out_dir, "out_dir")
     out.mkdir(parents=True, exist_ok=True)
     return _render_report(results, out, title=title)
 
@@ -82,11 +82,7 @@ def render_report(
 def _render_report(results: LayerResults, out: Path, *, title: str | None) -> ReportPaths:
     from mmpid.report import plots
 
-    level = results.config.get("level", 0.95)
-    try:
-        level_text = f"{100 * float(level):g}%"
-    except (TypeError, ValueError):
-        level_text = "95%"
+    level = level_text(results)
     figures: list[Figure] = []
     multi = len(results.layers) > 1
     if multi:
@@ -94,7 +90,7 @@ def _render_report(results: LayerResults, out: Path, *, title: str | None) -> Re
             Figure(
                 ATOMS_PNG,
                 "The four PID atoms across layers, in bits. Solid: bias-corrected value "
-                f"with its {level_text} bootstrap band; dotted: "
+                f"with its {level} bootstrap band; dotted: "
                 "plug-in; dashed grey: permutation-null mean; ▼: negative corrected value.",
                 _png(plots.atoms_by_layer(results)),
             )
@@ -103,7 +99,7 @@ def _render_report(results: LayerResults, out: Path, *, title: str | None) -> Re
             Figure(
                 CONTRIBUTION_PNG,
                 "Text contribution U<sub>text</sub>/(U<sub>image</sub>+U<sub>text</sub>) across "
-                f"layers with its {level_text} bootstrap band; above 50% the text carries more "
+                f"layers with its {level} bootstrap band; above 50% the text carries more "
                 "unique information than the image. ×: undefined (both uniques about zero).",
                 _png(plots.contribution_by_layer(results)),
             )
@@ -116,16 +112,14 @@ def _render_report(results: LayerResults, out: Path, *, title: str | None) -> Re
             LAST_LAYER_PNG,
             f"The atoms at layer {results.last_layer}. Left: plug-in and corrected atoms "
             "stacked (negative atoms below zero, hatched). Right: each corrected atom with "
-            f"its {level_text} interval, plug-in and null mean.",
+            f"its {level} interval, plug-in and null mean.",
             _png(plots.last_layer_atoms(results)),
         )
     )
     for fig in figures:
         (out / fig.name).write_bytes(fig.png)
     html_path = out / REPORT_HTML
-    tmp = html_path.with_name(html_path.name + ".tmp")
-    tmp.write_text(build_html(results, figures, title=title), encoding="utf-8")
-    os.replace(tmp, html_path)
+    write_text_atomic(html_path, build_html(results, figures, title=title))
     return ReportPaths(
         html=html_path,
         last_layer=out / LAST_LAYER_PNG,

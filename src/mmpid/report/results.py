@@ -31,8 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmpid.atomic import write_text_atomic
 from mmpid.errors import InputError, StoreError
 from mmpid.estimate.result import ATOMS, BIT_ATOMS, CONTRIBUTIONS, FIELDS
+from mmpid.versions import mmpid_version
 
 __all__ = [
     "ATOMS",
@@ -55,10 +57,12 @@ RESULTS_CSV = "results.csv"
 _TOP_KEYS = ("mmpid_version", "config", "layers", "warnings", "records")
 
 
-def _version() -> str:
-    from mmpid import __version__
-
-    return __version__
+def level_text(results: LayerResults) -> str:
+    """The confidence level of the results' intervals as a percentage ("95%"), for labels."""
+    try:
+        return f"{100 * float(results.config.get('level', 0.95)):g}%"
+    except (TypeError, ValueError):
+        return "95%"
 
 
 def _as_float(value: Any, *, what: str) -> float:
@@ -212,7 +216,7 @@ class LayerResults:
     layers: tuple[int, ...]
     warnings: tuple[LayerWarning, ...] = ()
     records: tuple[AtomRecord, ...] = ()
-    mmpid_version: str = field(default_factory=_version)
+    mmpid_version: str = field(default_factory=mmpid_version)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config", _normalise_config(self.config))
@@ -409,8 +413,8 @@ class LayerResults:
         out.mkdir(parents=True, exist_ok=True)
         json_path, csv_path = out / RESULTS_JSON, out / RESULTS_CSV
         text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
-        _write_atomic(json_path, text + "\n")
-        _write_atomic(csv_path, self.to_frame().to_csv(index=False, na_rep=""))
+        write_text_atomic(json_path, text + "\n")
+        write_text_atomic(csv_path, self.to_frame().to_csv(index=False, na_rep=""))
         return json_path, csv_path
 
     @classmethod
@@ -469,12 +473,6 @@ def _record_kwargs(value: Any) -> dict[str, Any]:
             + "."
         )
     return row
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def load(path: str | os.PathLike[str]) -> LayerResults:

@@ -1,0 +1,50 @@
+"""The pipeline's per-layer estimate cache: reused only when nothing that decides the numbers changed."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+from fake_store import write_fake_store
+
+from mmpid import pipeline
+from mmpid.estimate import estimate
+from mmpid.estimate.options import EstimateOptions
+
+FAST = {"n_bootstrap": 20, "n_permutations": 10, "progress": False}
+
+
+def test_every_estimate_keyword_is_an_option() -> None:
+    """The cache key is built from EstimateOptions: a keyword of estimate() missing from it would
+    let a changed setting reuse a stale layer."""
+    keywords = {
+        name for name, p in inspect.signature(estimate).parameters.items() if p.kind is p.KEYWORD_ONLY
+    }
+    assert keywords <= set(EstimateOptions().to_dict())
+
+
+def test_layer_cache_is_keyed_by_version_and_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = write_fake_store(tmp_path / "store")
+    out = tmp_path / "out"
+    calls: list[int] = []
+    real = pipeline._estimate_layer
+
+    def counting(store_: object, layer: int, options: EstimateOptions) -> object:
+        calls.append(layer)
+        return real(store_, layer, options)
+
+    monkeypatch.setattr(pipeline, "_estimate_layer", counting)
+    first = pipeline.estimate_store(store, out, layers=[1], **FAST)
+    assert calls == [1]
+    key = json.loads((out / "layers" / "layer_001.json").read_text())["key"]
+    again = pipeline.estimate_store(store, out, layers=[1], **FAST)
+    assert calls == [1]  # reused
+    assert [r.to_dict() for r in again.records] == [r.to_dict() for r in first.records]
+    pipeline.estimate_store(store, out, layers=[1], level=0.9, **FAST)
+    assert calls == [1, 1]  # another setting: estimated again
+    monkeypatch.setattr(pipeline, "mmpid_version", lambda: "99.0")
+    pipeline.estimate_store(store, out, layers=[1], level=0.9, **FAST)
+    assert calls == [1, 1, 1]  # another mmpid: estimated again
+    assert json.loads((out / "layers" / "layer_001.json").read_text())["key"] != key
