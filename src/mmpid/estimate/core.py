@@ -42,6 +42,7 @@ _NAMES = ("image", "text", "target")
 _ARGS = {"image": "x_image", "text": "x_text", "target": "y"}
 PROTOCOLS = ("pooled", "per-sample")
 CORRECTIONS = ("bootstrap", "null")
+ESTIMATORS = ("discrete", "gaussian")
 # A k-means cluster holding less than this fraction of the average cluster size is degenerate.
 _DEGENERATE_FRACTION = 0.05
 #: Certified solver gaps (bits) above this raise a ConvergenceWarning; smaller ones are noted.
@@ -69,6 +70,7 @@ def estimate(
     backend: str = "numpy",
     length: int | None = None,
     n_shuffles: int = 1,
+    estimator: str = "discrete",
 ) -> Estimate:
     """Estimate how much the image and the text tell about a target, as PID atoms in bits.
 
@@ -129,6 +131,10 @@ def estimate(
     max_bias, max_clusters : the ``"auto"`` rule.
     method, backend : passed to :func:`mmpid.pid.decompose_many`.
     length, n_shuffles : per-sample protocol only (common token length, target shuffles).
+    estimator : ``"discrete"`` (default; everything above) or ``"gaussian"``: the Gaussian PID
+        of the PCA-reduced features with exact log-determinant bias correction, independent of
+        any clustering; continuous inputs only, and the clustering options must stay at their
+        defaults. See :func:`mmpid.estimate.gaussian.estimate_gaussian`.
 
     Returns
     -------
@@ -160,6 +166,18 @@ def estimate(
         max_bias=max_bias,
         max_clusters=max_clusters,
     )
+    if estimator not in ESTIMATORS:
+        raise InputError(f"'estimator' must be one of {list(ESTIMATORS)}; got {estimator!r}.")
+    if estimator == "gaussian":
+        from mmpid.estimate.gaussian import estimate_gaussian
+
+        return estimate_gaussian(
+            x_image, x_text, y, seed=seed, n_bootstrap=n_bootstrap,
+            n_permutations=n_permutations, level=level, correction=correction,
+            normalize=normalize, n_components=n_components, clusters=clusters,
+            protocol=protocol, n_init=n_init, max_bias=max_bias, max_clusters=max_clusters,
+            method=method, backend=backend, length=length, n_shuffles=n_shuffles,
+        )
     if protocol == "per-sample":
         from mmpid.estimate.per_sample import estimate_per_sample
 
@@ -485,11 +503,16 @@ def _summarise(
     level: float,
     correction: str,
     note: Any,
+    bias: np.ndarray | None = None,
 ) -> tuple[dict[str, AtomEstimate], dict[str, Any]]:
-    """Turn plug-in (4,), bootstrap (B, 4) and null (P, 4) atoms into the six AtomEstimates."""
+    """Turn plug-in (4,), bootstrap (B, 4) and null (P, 4) atoms into the six AtomEstimates.
+
+    ``bias`` (4,), when given, is removed instead of the bootstrap or null estimate of it.
+    """
     summary = summarise_null(plugin, null, atol=SOLVER_ATOL)
     boot_bias = bootstrap_bias(plugin, boot)
-    bias = boot_bias if correction == "bootstrap" else summary.mean
+    if bias is None:
+        bias = boot_bias if correction == "bootstrap" else summary.mean
     corrected = plugin - bias
     reflected = reflected_replicates(plugin, boot, bias)
     lo, hi = interval(reflected, level)
