@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import ortho_group
 
 import mmpid
-from mmpid.errors import InputError, SampleSizeError
+from mmpid.errors import ConvergenceWarning, InputError, SampleSizeError
 from mmpid.estimate.gaussian import logdet_bias, mi_bias_bits
 from mmpid.pid.gaussian import gaussian_mi, gaussian_pid
 
@@ -172,6 +172,37 @@ def test_docstring_example_values() -> None:
     np.testing.assert_allclose(
         atoms(p), [0.5, 0.5, 0.0, 0.5 * math.log2(5) - 1.0], atol=1e-9
     )
+
+
+def test_boundary_optimum_is_within_its_certified_gap() -> None:
+    """Identical channels: the optimal coupling makes the noises equal (||K|| = 1, on the
+    boundary), R = I1 = I2, no unique information. The barrier path converges slowly there;
+    stopped early, it warns, flags it, and its atoms are within the certified gap."""
+    rng = np.random.default_rng(25)
+    d, dy = 3, 2
+    h = rng.normal(size=(d, dy))
+    cov = channel_cov(h, h, contraction(rng, d, d, 0.3))
+    i1, i2, i12 = three_infos(cov, d, d)
+    np.testing.assert_allclose(i1, i2, atol=1e-12)
+    truth = np.array([i1, 0.0, 0.0, i12 - i1])
+    with pytest.warns(ConvergenceWarning, match="stopped after 40 Newton steps with a certified"):
+        early = gaussian_pid(cov, (d, d, dy), max_iter=40)
+    assert not early.converged
+    assert np.abs(atoms(early) - truth).max() <= early.gap + 1e-12
+    loose = gaussian_pid(cov, (d, d, dy), tol=1e-6)
+    assert loose.converged
+    np.testing.assert_allclose(atoms(loose), truth, atol=1e-6)
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import mmpid.estimate.gaussian
+    import mmpid.pid.gaussian
+
+    for module in (mmpid.pid.gaussian, mmpid.estimate.gaussian):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
 
 
 # ------------------------------------------------------------------------------ invariants

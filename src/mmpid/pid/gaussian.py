@@ -194,8 +194,10 @@ def gaussian_pid(
     >>> import numpy as np
     >>> cov = np.array([[4/3, 1.0, 1.0], [1.0, 2.0, 1.0], [1.0, 1.0, 1.0]])
     >>> p = gaussian_pid(cov, (1, 1, 1))
-    >>> [round(v, 6) for v in (p.redundancy, p.unique_1, p.unique_2, p.synergy)]
-    [0.5, 0.5, 0.0, 0.207519]
+    >>> [round(v, 6) for v in (p.redundancy, p.unique_1, p.synergy)]
+    [0.5, 0.5, 0.160964]
+    >>> abs(p.unique_2) < 1e-9, p.converged
+    (True, True)
     """
     d1, d2, dy = _check_sizes(sizes)
     c = check_covariance(cov, d1 + d2 + dy)
