@@ -405,3 +405,13 @@ def test_singular_covariances_get_clear_errors_never_nan() -> None:
         mmpid.estimate(x1, x1[:, :2].copy(), y, **kw)
     with pytest.raises(SampleSizeError, match="N = 7 samples cannot estimate a 7-dimensional"):
         mmpid.estimate(x1[:7], x2[:7], y[:7], **kw)
+
+
+def test_shared_options_are_checked_when_called_directly() -> None:
+    from mmpid.estimate.gaussian import estimate_gaussian
+
+    x = np.random.default_rng(0).normal(size=(50, 2))
+    with pytest.raises(InputError, match=r"'level' must be a float in \(0, 1\).*got 1.5"):
+        estimate_gaussian(x, x, x, level=1.5)
+    with pytest.raises(InputError, match="unexpected options \\['k'\\]"):
+        estimate_gaussian(x, x, x, k=3)

@@ -112,9 +112,8 @@ def estimate_gaussian(
 ) -> Estimate:
     """The Gaussian PID of (image, text) about a continuous target, with null and intervals.
 
-    Called by :func:`mmpid.estimate.estimate` with ``estimator="gaussian"``, which has already
-    checked the shared options (seed, n_bootstrap, n_permutations, level, correction,
-    n_components); this function checks what is particular to the Gaussian estimator.
+    Called by :func:`mmpid.estimate.estimate` with ``estimator="gaussian"``; the options
+    shared with the discrete estimator are checked by the same rules.
 
     Parameters
     ----------
@@ -152,6 +151,15 @@ def estimate_gaussian(
     >>> round(est.unique_image.corrected, 1), round(est.redundancy.corrected, 1)
     (1.2, 0.0)
     """
+    from mmpid.estimate.core import _check_options  # core imports this module lazily
+
+    _check_options(
+        seed=seed, n_bootstrap=n_bootstrap, n_permutations=n_permutations, level=level,
+        protocol=discrete_options.get("protocol", "pooled"), correction=correction,
+        n_components=n_components, n_init=discrete_options.get("n_init", 4),
+        max_bias=discrete_options.get("max_bias", 0.05),
+        max_clusters=discrete_options.get("max_clusters", 12),
+    )
     for name, default in NOT_APPLICABLE.items():
         if name in discrete_options and discrete_options[name] != default:
             raise InputError(
@@ -231,7 +239,9 @@ def _check_nonsingular(z: np.ndarray, blocks: dict[str, slice], n: int) -> None:
         )
 
 
-def _terms(cov: np.ndarray, dims: tuple[int, int, int], tol: float) -> tuple[np.ndarray, bool, float]:
+def _terms(
+    cov: np.ndarray, dims: tuple[int, int, int], tol: float
+) -> tuple[np.ndarray, bool, float]:
     """(I1, I2, I12, UI) bits of one covariance, its convergence flag and certified gap."""
     p = _gaussian_pid(cov, *dims, tol=tol)
     return (
