@@ -415,3 +415,18 @@ def test_shared_options_are_checked_when_called_directly() -> None:
         estimate_gaussian(x, x, x, level=1.5)
     with pytest.raises(InputError, match="unexpected options \\['k'\\]"):
         estimate_gaussian(x, x, x, k=3)
+
+
+def test_gaussian_estimator_cannot_see_xor_synergy() -> None:
+    """XOR of two bits has no linear (second-order) trace: the Gaussian estimator reports no
+    synergy where the discrete one finds the bit. Synergy seen only by the discrete estimator
+    is nonlinear."""
+    from mmpid import synthetic
+
+    d = synthetic.make("xor", 2000, dim_image=16, dim_text=16, dim_target=16, seed=0)
+    kw = {"seed": 0, "n_bootstrap": 30, "n_permutations": 10}
+    gauss = mmpid.estimate(d.x_image, d.x_text, d.y, estimator="gaussian", **kw)
+    disc = mmpid.estimate(d.x_image, d.x_text, d.y, **kw)
+    for atom in EST_ATOMS:
+        assert abs(gauss[atom].corrected) < 0.02, (atom, gauss[atom])
+    assert disc.synergy.corrected > 0.8
