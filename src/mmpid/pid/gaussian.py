@@ -39,23 +39,30 @@ __all__ = ["GaussianPID", "gaussian_pid", "gaussian_mi", "DEFAULT_TOL", "DEFAULT
 
 LN2 = math.log(2.0)
 #: Certified gap (bits) at which the union-information solver stops.
-DEFAULT_TOL = 1e-8
+DEFAULT_TOL = 1e-7
 DEFAULT_MAX_ITER = 500
 # relative symmetry error tolerated in an input covariance
 _SYM_RTOL = 1e-8
 # Armijo constant and the most step halvings per Newton step
 _ARMIJO = 1e-4
 _MAX_HALVINGS = 60
-# below this squared Newton decrement (nats) the Armijo test is beyond float64; the full
-# step is then taken as it is (the gap decides)
-_FLAT = 1e-12
+# below this squared Newton decrement (nats) a step that fails the Armijo test (beyond
+# float64 near the boundary) is taken all the same; the certified gap decides
+_FLAT = 1e-6
 # barrier path: mu from _MU_START down by _MU_FACTOR per stage, not below _MU_MIN
 _MU_START = 1.0
 _MU_FACTOR = 0.1
 _MU_MIN = 1e-13
 # inner Newton: stop at this squared decrement (nats) or after this many steps
 _INNER_TOL = 1e-18
-_INNER_MAX = 50
+_INNER_MAX = 15
+# a stage ends when the squared decrement is below (_CENTRING mu)^2
+_CENTRING = 1.0
+# stop after this many barrier stages in a row that shrink the gap by less than this ratio
+_STALL_RATIO = 0.5
+_STALL_STAGES = 3
+# plain Newton steps on f at the end of the path
+_POLISH = 5
 
 
 @dataclass(frozen=True)
@@ -369,37 +376,76 @@ def _minimise_union(
     tol_nats = tol * LN2
     steps = 0
     mu = _MU_START
-    gap = _fw_gap(prob.gradient(cur[2], cur[3]), k)
-    while gap > tol_nats and steps < max_iter:
+    gap = math.inf
+    best: tuple[float, np.ndarray, Any] = (math.inf, k, cur)
+    stalled = 0
+    while True:
         w = 1.0 + 2.0 * mu
-        for _ in range(_INNER_MAX):  # Newton on F_mu
-            if steps >= max_iter:
-                break
+        # centre on F_mu only as closely as the next stage needs (short-step path following);
+        # the certificate of f itself is checked at every step
+        centred = max(min(_INNER_TOL, (0.1 * tol_nats) ** 2), (_CENTRING * mu) ** 2)
+        for _ in range(_INNER_MAX):
             lda, ldc, ai, ci = cur
+            gap = _fw_gap(prob.gradient(ai, ci), k)
+            if gap <= tol_nats or steps >= max_iter:
+                break
             big_f = lda - w * ldc
             g = prob.gradient(ai, ci, w).ravel()
             step = _newton_step(prob.hessian(ai, ci, w), g)
-            dec = -float(g @ step)  # squared Newton decrement
-            # the gap is first order in the gradient, the decrement second order
-            if dec <= min(_INNER_TOL, (0.1 * tol_nats) ** 2):
+            dec = -float(g @ step)  # squared Newton decrement of F_mu
+            if dec <= centred:
                 break
             steps += 1
             t = 1.0
+            feasible: tuple[float, Any] | None = None  # the longest feasible step tried
             for _ in range(_MAX_HALVINGS):
                 trial = prob.parts(k + t * step.reshape(k.shape))
-                if trial is not None and (
-                    trial[0] - w * trial[1] <= big_f - _ARMIJO * t * dec or dec < _FLAT
-                ):
-                    break
+                if trial is not None:
+                    if trial[0] - w * trial[1] <= big_f - _ARMIJO * t * dec:
+                        break
+                    if feasible is None:
+                        feasible = (t, trial)
                 t *= 0.5
-            else:  # no decrease resolvable in float64
-                break
+            else:
+                # No decrease resolvable in float64: near the boundary F is a difference of
+                # two large log-determinants. Close to the optimum (small decrement) Newton's
+                # local convergence is trusted instead, and the certified gap decides.
+                if feasible is None or dec > _FLAT:
+                    break
+                t, trial = feasible
+                k = k + t * step.reshape(k.shape)
+                cur = trial
+                break  # one such step per stage
             k = k + t * step.reshape(k.shape)
             cur = trial
-        gap = _fw_gap(prob.gradient(cur[2], cur[3]), k)
-        if mu < _MU_MIN:
+        if gap <= tol_nats or steps >= max_iter or mu < _MU_MIN:
+            break
+        # an optimum on the boundary is approached at a distance (and gap) of about mu, until
+        # float64 cannot resolve the log-determinants (gaps of 1e-7 to 1e-6 bits): stop when
+        # stages stop improving the gap
+        stalled = stalled + 1 if gap > _STALL_RATIO * best[0] else 0
+        if gap < best[0]:
+            best = (gap, k, cur)
+        if stalled >= _STALL_STAGES:
             break
         mu *= _MU_FACTOR
+    if best[0] < gap:  # a stalled path can end worse than it was: keep the best point
+        gap, k, cur = best
+    # The gap at the end of the path is about mu, for any optimum. An interior optimum is
+    # then polished by plain Newton steps on f (mu = 0), kept only while they shrink the gap.
+    for _ in range(_POLISH):
+        if gap <= tol_nats or steps >= max_iter:
+            break
+        g = prob.gradient(cur[2], cur[3]).ravel()
+        trial_k = k + _newton_step(prob.hessian(cur[2], cur[3]), g).reshape(k.shape)
+        trial = prob.parts(trial_k)
+        if trial is None:
+            break
+        trial_gap = _fw_gap(prob.gradient(trial[2], trial[3]), trial_k)
+        if trial_gap >= gap:
+            break
+        steps += 1
+        gap, k, cur = trial_gap, trial_k, trial
     f = cur[0] - cur[1]
     gap_bits = gap / LN2
     return f, k, steps, gap_bits <= tol, gap_bits
