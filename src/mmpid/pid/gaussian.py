@@ -15,11 +15,16 @@ cross-covariance ``cov(N1, N2) = K`` (d1 x d2), any matrix with spectral norm <=
 
 and the union information is ``min_{||K|| <= 1} f(K)``. ``f`` is convex in K
 (``-ln det`` of the posterior covariance ``I - H^T A^-1 H``, which is matrix-concave in the
-affine ``A = C(K) + H H^T``), so the problem is convex; it is solved here by damped Newton
-steps from ``K = 0`` with the analytic gradient ``[A^-1]_12 - [C^-1]_12`` and Hessian, and
-stopped on a certified gap: for convex f, ``f(K) - f* <= <grad, K> + ||grad||_nuclear``
-(the Frank-Wolfe gap over the spectral-norm ball). The reference implementation
-(praveenv253/gpid) uses projected gradient descent with Rprop instead; none of it is used here.
+affine ``A = C(K) + H H^T``), so the problem is convex.
+
+Solver: a barrier path. Damped Newton steps (analytic gradient ``[A^-1]_12 - [C^-1]_12`` and
+Hessian) minimise ``f(K) - mu ln det C(K)`` for mu = 1, 0.1, 0.01, ... from ``K = 0``, and the
+solve stops on a certified gap: for convex f, ``f(K) - f* <= <grad f, K> + ||grad f||_nuclear``
+(the Frank-Wolfe gap over the spectral-norm ball), reported in bits. The optimum often lies on
+the boundary ``||K|| = 1`` (a combination of X1 coupled to be an exact copy of one of X2),
+where f stays finite but float64 limits the certificate to about 1e-7 to 1e-6 bits; interior
+optima certify to 1e-10 and better. The reference implementation (praveenv253/gpid) uses
+projected gradient descent with Rprop and a 1e-7 ridge instead; none of it is used here.
 """
 
 from __future__ import annotations
