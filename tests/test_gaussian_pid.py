@@ -407,14 +407,12 @@ def test_singular_covariances_get_clear_errors_never_nan() -> None:
         mmpid.estimate(x1[:7], x2[:7], y[:7], **kw)
 
 
-def test_shared_options_are_checked_when_called_directly() -> None:
-    from mmpid.estimate.gaussian import estimate_gaussian
-
+def test_shared_options_are_checked_for_the_gaussian_estimator() -> None:
     x = np.random.default_rng(0).normal(size=(50, 2))
-    with pytest.raises(InputError, match=r"'level' must be a float in \(0, 1\).*got 1.5"):
-        estimate_gaussian(x, x, x, level=1.5)
-    with pytest.raises(InputError, match="unexpected options \\['k'\\]"):
-        estimate_gaussian(x, x, x, k=3)
+    with pytest.raises(InputError, match=r"'level' must be .*\(0, 1\).*got 1.5"):
+        mmpid.estimate(x, x, x, estimator="gaussian", level=1.5)
+    with pytest.raises(InputError, match="'n_bootstrap' must be an int >= 2"):
+        mmpid.estimate(x, x, x, estimator="gaussian", n_bootstrap=1)
 
 
 def test_gaussian_estimator_cannot_see_xor_synergy() -> None:

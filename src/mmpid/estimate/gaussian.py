@@ -112,8 +112,11 @@ def estimate_gaussian(
 ) -> Estimate:
     """The Gaussian PID of (image, text) about a continuous target, with null and intervals.
 
-    Called by :func:`mmpid.estimate.estimate` with ``estimator="gaussian"``; the options
-    shared with the discrete estimator are checked by the same rules.
+    The body of :func:`mmpid.estimate.estimate` with ``estimator="gaussian"``, which checks
+    the options shared with the discrete estimator (seed, n_bootstrap, n_permutations, level,
+    correction, n_components) before calling it; call it through ``estimate``. What is
+    particular to the Gaussian estimator (continuous inputs only, the discrete options left at
+    their defaults) is checked here.
 
     Parameters
     ----------
@@ -151,15 +154,6 @@ def estimate_gaussian(
     >>> round(est.unique_image.corrected, 1), round(est.redundancy.corrected, 1)
     (1.2, 0.0)
     """
-    from mmpid.estimate.core import _check_options  # core imports this module lazily
-
-    _check_options(
-        seed=seed, n_bootstrap=n_bootstrap, n_permutations=n_permutations, level=level,
-        protocol=discrete_options.get("protocol", "pooled"), correction=correction,
-        n_components=n_components, n_init=discrete_options.get("n_init", 4),
-        max_bias=discrete_options.get("max_bias", 0.05),
-        max_clusters=discrete_options.get("max_clusters", 12),
-    )
     for name, default in NOT_APPLICABLE.items():
         if name in discrete_options and discrete_options[name] != default:
             raise InputError(
