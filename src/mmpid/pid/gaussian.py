@@ -66,8 +66,10 @@ _CENTRING = 1.0
 # stop after this many barrier stages in a row that shrink the gap by less than this ratio
 _STALL_RATIO = 0.5
 _STALL_STAGES = 3
-# plain Newton steps on f at the end of the path
+# plain Newton steps on f (see _polish), tried after every stage once the gap (nats) is
+# below _POLISH_FROM, and at the end
 _POLISH = 5
+_POLISH_FROM = 1e-2
 
 
 @dataclass(frozen=True)
@@ -363,6 +365,30 @@ def _newton_step(hess: np.ndarray, g: np.ndarray) -> np.ndarray:
         return -sla.cho_solve((lh, True), g)
 
 
+def _polish(
+    prob: _Union, k: np.ndarray, cur: Any, gap: float, tol_nats: float, budget: int
+) -> tuple[np.ndarray, Any, float, int]:
+    """Plain Newton steps on f itself (mu = 0), kept only while they shrink the gap.
+
+    On the barrier path the gap is about mu for any optimum; near an interior optimum plain
+    Newton steps close it quadratically. Near a boundary optimum they leave the ball or stop
+    shrinking the gap, and are dropped. Returns (K, parts, gap, steps taken).
+    """
+    used = 0
+    while used < budget and gap > tol_nats:
+        g = prob.gradient(cur[2], cur[3]).ravel()
+        trial_k = k + _newton_step(prob.hessian(cur[2], cur[3]), g).reshape(k.shape)
+        trial = prob.parts(trial_k)
+        if trial is None:
+            break
+        trial_gap = _fw_gap(prob.gradient(trial[2], trial[3]), trial_k)
+        if trial_gap >= gap:
+            break
+        used += 1
+        gap, k, cur = trial_gap, trial_k, trial
+    return k, cur, gap, used
+
+
 def _minimise_union(
     h1: np.ndarray, h2: np.ndarray, *, tol: float, max_iter: int
 ) -> tuple[float, np.ndarray, int, bool, float]:
@@ -425,6 +451,11 @@ def _minimise_union(
             cur = trial
         if gap <= tol_nats or steps >= max_iter or mu < _MU_MIN:
             break
+        if gap < _POLISH_FROM:
+            k, cur, gap, used = _polish(prob, k, cur, gap, tol_nats, min(_POLISH, max_iter - steps))
+            steps += used
+            if gap <= tol_nats:
+                break
         # an optimum on the boundary is approached at a distance (and gap) of about mu, until
         # float64 cannot resolve the log-determinants (gaps of 1e-7 to 1e-6 bits): stop when
         # stages stop improving the gap
@@ -436,21 +467,8 @@ def _minimise_union(
         mu *= _MU_FACTOR
     if best[0] < gap:  # a stalled path can end worse than it was: keep the best point
         gap, k, cur = best
-    # The gap at the end of the path is about mu, for any optimum. An interior optimum is
-    # then polished by plain Newton steps on f (mu = 0), kept only while they shrink the gap.
-    for _ in range(_POLISH):
-        if gap <= tol_nats or steps >= max_iter:
-            break
-        g = prob.gradient(cur[2], cur[3]).ravel()
-        trial_k = k + _newton_step(prob.hessian(cur[2], cur[3]), g).reshape(k.shape)
-        trial = prob.parts(trial_k)
-        if trial is None:
-            break
-        trial_gap = _fw_gap(prob.gradient(trial[2], trial[3]), trial_k)
-        if trial_gap >= gap:
-            break
-        steps += 1
-        gap, k, cur = trial_gap, trial_k, trial
+    k, cur, gap, used = _polish(prob, k, cur, gap, tol_nats, min(_POLISH, max_iter - steps))
+    steps += used
     f = cur[0] - cur[1]
     gap_bits = gap / LN2
     return f, k, steps, gap_bits <= tol, gap_bits
