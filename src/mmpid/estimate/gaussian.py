@@ -150,7 +150,8 @@ def estimate_gaussian(
     >>> yy = rng.normal(size=(2000, 1))
     >>> x1 = yy + 0.5 * rng.normal(size=(2000, 1))      # I(X1;Y) = 1/2 log2 5 bits
     >>> x2 = rng.normal(size=(2000, 1))                  # no information
-    >>> est = estimate_gaussian(x1, x2, yy, n_bootstrap=20, n_permutations=20)
+    >>> from mmpid.estimate import estimate
+    >>> est = estimate(x1, x2, yy, estimator="gaussian", n_bootstrap=20, n_permutations=20)
     >>> round(est.unique_image.corrected, 1), round(est.redundancy.corrected, 1)
     (1.2, 0.0)
     """
