@@ -66,6 +66,7 @@ _CENTRING = 1.0
 # stop after this many barrier stages in a row that shrink the gap by less than this ratio
 _STALL_RATIO = 0.5
 _STALL_STAGES = 3
+_STALL_MU = 0.01
 # plain Newton steps on f (see _polish), tried after every stage once the gap (nats) is
 # below _POLISH_FROM, and at the end
 _POLISH = 5
@@ -459,7 +460,10 @@ def _minimise_union(
         # an optimum on the boundary is approached at a distance (and gap) of about mu, until
         # float64 cannot resolve the log-determinants (gaps of 1e-7 to 1e-6 bits): stop when
         # stages stop improving the gap
-        stalled = stalled + 1 if gap > _STALL_RATIO * best[0] else 0
+        # a stall: the gap no longer follows mu down (early on, with a nearly flat f, the
+        # barrier alone holds K still; that is not a stall)
+        stuck = gap > _STALL_RATIO * best[0] and mu < _STALL_MU * gap
+        stalled = stalled + 1 if stuck else 0
         if gap < best[0]:
             best = (gap, k, cur)
         if stalled >= _STALL_STAGES:
