@@ -31,6 +31,8 @@ _LAZY = {
     "decompose_many": "mmpid.pid",
     "PID": "mmpid.pid",
     "PIDBatch": "mmpid.pid",
+    "gaussian_pid": "mmpid.pid",
+    "GaussianPID": "mmpid.pid",
     "estimate": "mmpid.estimate",
     "Estimate": "mmpid.estimate",
     "EstimateOptions": "mmpid.estimate.options",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Mapping
@@ -11,13 +10,6 @@ from typing import Any
 import numpy as np
 
 from mmpid.errors import EstimateWarning, InputError
-from mmpid.estimate.bootstrap import (
-    SOLVER_ATOL,
-    bootstrap_bias,
-    interval,
-    reflected_replicates,
-)
-from mmpid.estimate.contribution import contribution_image
 from mmpid.estimate.checks import label_like_floats
 from mmpid.estimate.convergence import convergence_note
 from mmpid.estimate.discretise import (
@@ -34,11 +26,11 @@ from mmpid.estimate.discretise import (
     reduce,
     single_thread,
 )
-from mmpid.estimate.null import summarise_null
 from mmpid.estimate.options import CLUSTER_RULES, EstimateOptions
 from mmpid.estimate.options import is_int as _is_int
 from mmpid.estimate.resolution import choose_resolution, ladder
-from mmpid.estimate.result import BIT_ATOMS, AtomEstimate, Estimate
+from mmpid.estimate.result import Estimate
+from mmpid.estimate.summary import summarise
 from mmpid.estimate.solve import solve_tables
 from mmpid.estimate.tables import bootstrap_tables, joint_table, permutation_tables
 
@@ -71,6 +63,7 @@ def estimate(
     backend: str = "numpy",
     length: int | None = None,
     n_shuffles: int = 1,
+    estimator: str = "discrete",
 ) -> Estimate:
     """Estimate how much the image and the text tell about a target, as PID atoms in bits.
 
@@ -131,6 +124,10 @@ def estimate(
     max_bias, max_clusters : the ``"auto"`` rule.
     method, backend : passed to :func:`mmpid.pid.decompose_many`.
     length, n_shuffles : per-sample protocol only (common token length, target shuffles).
+    estimator : ``"discrete"`` (default; everything above) or ``"gaussian"``: the Gaussian PID
+        of the PCA-reduced features with exact log-determinant bias correction, independent of
+        any clustering; continuous inputs only, and the clustering options must stay at their
+        defaults. See :func:`mmpid.estimate.gaussian.estimate_gaussian`.
 
     Returns
     -------
@@ -157,7 +154,18 @@ def estimate(
         level=level, protocol=protocol, correction=correction, normalize=normalize,
         n_components=n_components, n_init=n_init, max_bias=max_bias, max_clusters=max_clusters,
         method=method, backend=backend, length=length, n_shuffles=n_shuffles,
+        estimator=estimator,
     )
+    if opts.estimator == "gaussian":
+        from mmpid.estimate.gaussian import estimate_gaussian
+
+        return estimate_gaussian(
+            x_image, x_text, y, seed=seed, n_bootstrap=n_bootstrap,
+            n_permutations=n_permutations, level=level, correction=correction,
+            normalize=normalize, n_components=n_components, clusters=clusters,
+            protocol=protocol, n_init=n_init, max_bias=max_bias, max_clusters=max_clusters,
+            method=method, backend=backend, length=length, n_shuffles=n_shuffles,
+        )
     if protocol == "per-sample":
         from mmpid.estimate.per_sample import estimate_per_sample
 
@@ -389,7 +397,7 @@ def _estimate_pooled(
     plugin, boot, null = atoms[0], atoms[1 : 1 + n_bootstrap], atoms[1 + n_bootstrap :]
     bad = convergence_note(cols, note, primary=1)
 
-    estimates, details = _summarise(
+    estimates, details = summarise(
         plugin, boot, null, level=level, correction=correction, note=note
     )
     details["solver"] = {
@@ -433,80 +441,3 @@ def _estimate_pooled(
         details=details,
         timing=timing,
     )
-
-
-def _summarise(
-    plugin: np.ndarray,
-    boot: np.ndarray,
-    null: np.ndarray,
-    *,
-    level: float,
-    correction: str,
-    note: Any,
-) -> tuple[dict[str, AtomEstimate], dict[str, Any]]:
-    """Turn plug-in (4,), bootstrap (B, 4) and null (P, 4) atoms into the six AtomEstimates."""
-    summary = summarise_null(plugin, null, atol=SOLVER_ATOL)
-    boot_bias = bootstrap_bias(plugin, boot)
-    bias = boot_bias if correction == "bootstrap" else summary.mean
-    corrected = plugin - bias
-    reflected = reflected_replicates(plugin, boot, bias)
-    lo, hi = interval(reflected, level)
-    # widen by the size of the correction applied (its error can be as large, see estimate())
-    slack = np.abs(bias) + SOLVER_ATOL
-    lo, hi = lo - slack, hi + slack
-
-    out: dict[str, AtomEstimate] = {}
-    per_atom: dict[str, dict[str, float]] = {}
-    for j, atom in enumerate(BIT_ATOMS):
-        out[atom] = AtomEstimate(plugin[j], summary.mean[j], corrected[j], lo[j], hi[j])
-        per_atom[atom] = {
-            "null_sd": float(summary.sd[j]),
-            "p_value": float(summary.p_value[j]),
-            "bootstrap_bias": float(boot_bias[j]),
-            "bootstrap_sd": float(np.std(boot[:, j], ddof=1)),
-            "interval_widening": float(slack[j]),
-        }
-
-    within = [a for a in BIT_ATOMS if per_atom[a]["p_value"] > 1.0 - level]
-    if within:
-        note(
-            "Not distinguishable from the permutation null (plug-in not above the null at "
-            f"level {level}): {', '.join(within)}.",
-            emit=False,
-        )
-    negative = [a for a in BIT_ATOMS if out[a].corrected < 0]
-    if negative:
-        parts = [
-            f"{a} = {out[a].corrected:.4f}" + (" (interval reaches 0)" if out[a].ci_high >= 0 else "")
-            for a in negative
-        ]
-        note(
-            "Negative corrected atoms, kept as they are (not clamped): " + "; ".join(parts) + ".",
-            emit=False,
-        )
-
-    # contribution metric
-    iu, it = BIT_ATOMS.index("unique_image"), BIT_ATOMS.index("unique_text")
-    c_plugin = float(contribution_image(plugin[iu], plugin[it]))
-    c_null_all = contribution_image(null[:, iu], null[:, it])
-    c_null = float(np.mean(c_null_all[np.isfinite(c_null_all)])) if np.isfinite(c_null_all).any() else math.nan
-    undefined = out["unique_image"].ci_low <= 0 and out["unique_text"].ci_low <= 0
-    if undefined:
-        c_corr = c_lo = c_hi = math.nan
-        note(
-            "The contribution metric is undefined: neither unique atom is distinguishable from "
-            "zero (both intervals reach 0), so U_image / (U_image + U_text) would divide noise "
-            "by noise.",
-            emit=False,
-        )
-    else:
-        c_corr = float(contribution_image(corrected[iu], corrected[it]))
-        # the same widening: C grows with U_image and shrinks with U_text
-        su, st = slack[iu], slack[it]
-        c_low_rep = contribution_image(reflected[:, iu] - su, reflected[:, it] + st)
-        c_high_rep = contribution_image(reflected[:, iu] + su, reflected[:, it] - st)
-        c_lo = float(interval(c_low_rep[:, None], level)[0][0])
-        c_hi = float(interval(c_high_rep[:, None], level)[1][0])
-    out["contribution_image"] = AtomEstimate(c_plugin, c_null, c_corr, c_lo, c_hi)
-    out["contribution_text"] = AtomEstimate(1 - c_plugin, 1 - c_null, 1 - c_corr, 1 - c_hi, 1 - c_lo)
-    return out, {"atoms": per_atom, "contribution_defined": not undefined}

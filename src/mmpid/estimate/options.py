@@ -40,7 +40,7 @@ __all__ = [
 #: confused with the extraction protocols of :mod:`mmpid.extract_options`.
 ESTIMATION_PROTOCOLS = ("pooled", "per-sample")
 CORRECTIONS = ("bootstrap", "null")
-ESTIMATORS = ("discrete",)
+ESTIMATORS = ("discrete", "gaussian")
 #: The named rules ``clusters=`` accepts besides an int or a per-variable dict: "auto" (the
 #: resolution the data support, :mod:`mmpid.estimate.resolution`) and "conservative" (one
 #: common k from N alone, the plug-in bias bound under independence).
@@ -59,6 +59,19 @@ _POOLED_ONLY = {
     "max_clusters": 128,
 }
 _PER_SAMPLE_ONLY = {"length": None, "n_shuffles": 1}
+#: Options of the discrete estimator, with their defaults: estimator="gaussian" refuses any
+#: other value.
+DISCRETE_ONLY: dict[str, Any] = {
+    "clusters": "auto",
+    "protocol": "pooled",
+    "n_init": 4,
+    "max_bias": 0.05,
+    "max_clusters": 128,
+    "method": "exact",
+    "backend": "numpy",
+    "length": None,
+    "n_shuffles": 1,
+}
 
 
 def is_int(value: Any) -> bool:
@@ -169,7 +182,17 @@ class EstimateOptions:
             raise OptionError("clusters", c, allowed)
 
     def _check_applies(self) -> None:
-        """Reject options that the chosen protocol would ignore."""
+        """Reject options that the chosen protocol or estimator would ignore."""
+        if self.estimator == "gaussian":
+            for name, default in DISCRETE_ONLY.items():
+                if getattr(self, name) != default:
+                    raise OptionError(
+                        name,
+                        getattr(self, name),
+                        f"left at its default ({default!r}) with estimator='gaussian'",
+                        hint="It belongs to the discrete estimator and would be ignored.",
+                    )
+            return
         if self.protocol == "per-sample":
             for name, default in _POOLED_ONLY.items():
                 if getattr(self, name) != default:

@@ -8,12 +8,24 @@
 gap (a barrier method and IPFP take over the rare tables it cannot certify), vectorised over
 stacks (`_primal_dual`) and, on the numpy backend, compiled table by table (`_compiled`);
 `method="ipfp"` is the alternating Sinkhorn solver of Amit et al. (2025).
+
+`gaussian_pid(cov, sizes)`: the Gaussian PID (~G-PID) of a joint covariance of (X1, X2, Y).
 """
 
 from __future__ import annotations
 
 from mmpid.pid import measures
 from mmpid.pid.api import METHODS, decompose, decompose_many
+from mmpid.pid.gaussian import GaussianPID, gaussian_pid
 from mmpid.pid.result import PID, PIDBatch
 
-__all__ = ["decompose", "decompose_many", "PID", "PIDBatch", "measures", "METHODS"]
+__all__ = [
+    "decompose",
+    "decompose_many",
+    "PID",
+    "PIDBatch",
+    "measures",
+    "METHODS",
+    "GaussianPID",
+    "gaussian_pid",
+]
