@@ -9,7 +9,10 @@ template about them. These latents are read back from the data itself:
 - an image's **shape** and **colour** are read from the answers to the questions asked about
   it: "what shape ..." answers the shape, "what color is the circle?" answers the colour and
   names the shape, a yes/no answer about a colour says whether the image has it, and so on.
-  Images whose questions never settle one of them keep it unknown (-1).
+  An answer can also rule values out ("does the image not contain a circle?" - "yes"), and a
+  shape or colour is settled once all others are ruled out. Images whose questions never
+  settle one of them keep it unknown (-1): 8,879 of the test split's 9,673 questions are
+  about an image whose shape and colour are both known.
 
 A zoo model's prediction is (nearly) a function of these latents, so the PID of the
 prediction against them (:func:`mmpid.zoo.oracle.oracle`) says what the model's behaviour
@@ -17,7 +20,7 @@ depends on, with no discretisation of embeddings.
 
 >>> lat = latents("test")
 >>> len(lat.meaning_names), int(lat.known.sum())
-(24, 6272)
+(24, 8879)
 """
 
 from __future__ import annotations
