@@ -63,7 +63,7 @@ ANALYZE = ["analyze", "--model", "zoo:normal"]
         (["--bootstrap", "1"], "--bootstrap must be an int >= 2; got 1."),
         (["--permutations", "1"], "--permutations must be an int >= 2; got 1."),
         (["--seed", "-1"], "--seed must be a non-negative int; got -1."),
-        (["--clusters", "many"], "--clusters must be 'auto' or an integer, e.g. --clusters 6; got 'many'."),
+        (["--clusters", "many"], "--clusters must be one of auto, conservative or an integer, e.g. --clusters 6; got 'many'."),
         (["--clusters", "0"], "--clusters must be one of ['auto', 'conservative'], an int >= 1"),
         (["--protocol", "tokens"], "--protocol must be one of ['input-fusion', 'span']; got 'tokens'."),
         (["--pooling", "median"], "--pooling must be one of ['mean', 'last', 'max']; got 'median'."),

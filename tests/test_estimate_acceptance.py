@@ -68,7 +68,8 @@ def test_structures_recovered_with_label_target(structure: str) -> None:
 def test_structures_recovered_with_embedded_target(structure: str) -> None:
     data = synthetic.make(structure, 5000, dim_target=32, seed=31)
     est = estimate(data.x_image, data.x_text, data.y, seed=0, n_permutations=20)
-    assert est.clusters == {"image": 7, "text": 7, "target": 7}  # the auto rule at N = 5,000
+    # two latent classes per variable: the resolution rule keeps the joint small
+    assert max(est.clusters.values()) <= 8, est.clusters
     _check_structure(est, data)
 
 

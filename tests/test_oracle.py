@@ -7,6 +7,7 @@ import doctest
 import numpy as np
 import pytest
 
+import mmpid
 import mmpid.zoo.latents
 import mmpid.zoo.oracle
 from mmpid.errors import InputError
@@ -98,3 +99,23 @@ def test_oracle_refuses_other_datasets() -> None:
 def test_docstring_examples_run(module: object) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_embeddings_of_the_latents_give_the_oracle_back() -> None:
+    # Embed the latents as a model might (each image latent a noisy cluster, each distinct
+    # question string its own fixed vector) with the true answer as the target: the
+    # estimate from the embeddings must find the oracle's atoms (the resolution issue in
+    # miniature, fast enough for every run).
+    lat = latents("test")
+    questions, answers, _ = load_questions("test")
+    rng = np.random.default_rng(0)
+    idx = np.flatnonzero(lat.known)
+    _, q = np.unique(np.asarray(questions)[idx], return_inverse=True)
+    _, y = np.unique(np.asarray(answers)[idx], return_inverse=True)
+    x_image = rng.normal(size=(24, 32))[lat.image[idx]] * 3 + rng.normal(size=(len(idx), 32))
+    x_text = rng.normal(size=(q.max() + 1, 32))[q.ravel()]
+    orc = oracle(y.ravel(), [f"test-{i}" for i in idx], n_bootstrap=30, n_permutations=10, seed=0)
+    est = mmpid.estimate(x_image, x_text, y.ravel(), n_bootstrap=30, n_permutations=10, seed=0)
+    assert est.clusters["text"] == 107 and est.clusters["image"] >= 24
+    for atom in BITS:
+        assert est[atom].corrected == pytest.approx(orc[atom].corrected, abs=0.05), atom

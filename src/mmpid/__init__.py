@@ -23,7 +23,7 @@ from mmpid.errors import (
     StoreError,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # name -> module that defines it; resolved on first access (PEP 562).
 _LAZY = {

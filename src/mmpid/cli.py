@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from mmpid.errors import InputError, MmpidError, OptionError
+from mmpid.estimate.options import CLUSTER_RULES
 
 app = typer.Typer(
     help="mmpid: what a vision-language model uses, in bits (Partial Information Decomposition).",
@@ -49,7 +50,11 @@ BatchSize = Annotated[int, typer.Option(help="Samples per forward pass.")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
 DType = Annotated[str | None, typer.Option(help="float32, bfloat16 or float16 (default: the model's).")]
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
-Clusters = Annotated[str, typer.Option(help="Clusters per variable: 'auto' or an integer.")]
+Clusters = Annotated[
+    str,
+    typer.Option(help="Clusters per variable: 'auto' (the resolution the data support), "
+                      "'conservative' (one k from N alone) or an integer."),
+]
 Bootstrap = Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples.")]
 Permutations = Annotated[int, typer.Option("--permutations", help="Permutations for the null.")]
 Level = Annotated[float, typer.Option(help="Confidence level of the intervals.")]
@@ -139,12 +144,15 @@ def _columns(pairs: list[str] | None) -> dict[str, str] | None:
 
 
 def _clusters(value: str) -> int | str:
-    if value == "auto":
+    if value in CLUSTER_RULES:
         return value
     try:
         return int(value)
     except ValueError:
-        raise UsageError(f"--clusters must be 'auto' or an integer, e.g. --clusters 6; got {value!r}.") from None
+        raise UsageError(
+            f"--clusters must be one of {', '.join(CLUSTER_RULES)} or an integer, e.g. --clusters 6; "
+            f"got {value!r}."
+        ) from None
 
 
 def _layers(value: str | None) -> list[int] | None:

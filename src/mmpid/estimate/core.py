@@ -105,13 +105,21 @@ def estimate(
     y : (N, dy) float features (e.g. hidden states) or (N,) integer labels. The target.
         For ``protocol="per-sample"`` each of the three is a sequence of N token sets
         ``(T_i, d)`` (or an (N, T, d) array); see :func:`mmpid.estimate.per_sample.estimate_per_sample`.
-    clusters : ``"auto"`` (default), an int for every continuous variable, or a dict
-        ``{"image": k1, "text": k2, "target": ky}`` (values int or ``"auto"``). ``"auto"``
-        gives the continuous variables the largest common k (at most ``max_clusters`` and at
-        most their distinct rows) for which the first-order plug-in bias of
-        I(image, text; target) under independence, ``(k1*k2 - 1)*(ky - 1) / (2 N ln 2)``, is at
-        most ``max_bias`` bits: k = 5 at N = 2,000, 6 at 3,000, 7 at 5,000 when all three are
-        continuous.
+    clusters : ``"auto"`` (default), ``"conservative"``, an int for every continuous variable,
+        or a dict ``{"image": k1, "text": k2, "target": ky}`` (values int or a rule name).
+        ``"auto"`` chooses each continuous variable's resolution from the data
+        (:mod:`mmpid.estimate.resolution`): its exact values when it has at most
+        ``max_clusters`` distinct rows (a dataset's question embeddings), else a step of a
+        ladder of k-means resolutions, taking the coarsest joint whose Miller-Madow corrected
+        I(X1,X2;Y) + I(X1;Y) + I(X2;Y) is within 1% (at least 0.01 bits) of the best, among
+        joints whose first-order plug-in bias (counted on occupied cells) is at most
+        ``max_bias`` bits, whose Good-Turing unseen mass is at most 10%, and that the solver
+        handles in about 0.2 s. ``details["resolution"]`` has every candidate scored.
+        ``"conservative"`` (the rule before 0.2) gives the continuous variables the largest
+        common k for which the plug-in bias under independence,
+        ``(k1*k2 - 1)*(ky - 1) / (2 N ln 2)``, is at most ``max_bias`` bits: k = 5 at
+        N = 2,000, 7 at 5,000, 9 at 10,000 when all three are continuous. It under-reads
+        structured data: on zoo:normal it sees 1.40 of the oracle's 2.29 bits and no synergy.
     seed : seeds PCA, k-means, the bootstrap and the permutations; same inputs and seed give
         identical results.
     n_bootstrap, n_permutations : resamples for the interval and the null (each >= 2).
@@ -121,7 +129,7 @@ def estimate(
     correction : ``"bootstrap"`` or ``"null"`` (see above).
     normalize, n_components, n_init : discretisation (L2 rows, PCA components or None for
         no PCA, k-means restarts).
-    max_bias, max_clusters : the ``"auto"`` rule.
+    max_bias, max_clusters : the rules' admissible plug-in bias (bits) and largest alphabet.
     method, backend : passed to :func:`mmpid.pid.decompose_many`.
     length, n_shuffles : per-sample protocol only (common token length, target shuffles).
     estimator : ``"discrete"`` (default; everything above) or ``"gaussian"``: the Gaussian PID

@@ -4,7 +4,7 @@
 format (one row per layer and atom) for spreadsheets and pandas. Schema of ``results.json``::
 
     {
-      "mmpid_version": "0.1.0",
+      "mmpid_version": "0.2.0",
       "config":   {...},                      # the run's settings, any JSON object
       "layers":   [0, 1, 2],
       "warnings": [{"layer": 3, "message": "..."}],   # layer null = the whole run
