@@ -1,28 +1,34 @@
-"""Choose how finely to discretise each variable: the resolution the data supports.
+"""Choose how finely to discretise each variable: the resolution the data support.
 
 The rule behind ``clusters="auto"`` (the default). A coarse discretisation merges what the
 variables tell apart and under-reads every atom (synergy first: it needs both sources
-resolved at once); a fine one makes the plug-in estimate biased. Between the two, the
-data say where the information stops growing:
+resolved at once); a fine one makes the plug-in estimate biased. Between the two, the data
+say where the information stops growing:
 
 1. Each continuous variable gets a ladder of resolutions, :data:`LADDER` clusters (never
    more than its distinct rows, nor fewer than :data:`MIN_PER_CLUSTER` samples per cluster
    on average), topped by its **exact values** when it has at most ``max_clusters``
    distinct rows (the question embeddings of a dataset with 107 distinct questions, say):
    nothing is merged there.
-2. Every candidate is scored by the Miller-Madow corrected plug-in I(X1, X2; Y), in bits:
-   the plug-in minus its first-order bias ``(m123 - m12 - m3 + 1) / (2 N ln 2)``, where the
-   m are the numbers of *occupied* cells of the joint and of the two marginals. The bias is
-   counted on the occupied cells, so a joint whose target is nearly a function of the
-   sources (a few occupied cells per source pair) may be resolved finely, while independent
-   data (every cell occupied) get the same bound as the ``"conservative"`` rule.
-3. A candidate is admissible when that bias is at most ``max_bias`` bits.
-4. First every continuous variable moves up the ladder together (XOR-like structure shows
-   only once both sources are resolved); then each variable in turn is moved alone, with
-   the others fixed, until nothing changes. Each time, the coarsest admissible candidate
-   whose score is within ``tolerance`` of the best one is taken: finer resolution must buy
+2. Every joint of the ladders (a grid: at most 13^3 candidates, each scored from label
+   counts in about a millisecond) is scored by the Miller-Madow corrected plug-in
+   I(X1, X2; Y) + I(X1; Y) + I(X2; Y), in bits. Each information is the plug-in minus its
+   first-order bias ``(m_xy - m_x - m_y + 1) / (2 N ln 2)``, the m counting *occupied*
+   cells; the single-source terms are there because the atoms split them too (a source
+   left coarse where the other covers for it would under-read redundancy).
+3. A candidate is admissible when the joint's first-order bias is at most ``max_bias``
+   bits and its Good-Turing unseen mass (samples alone in their cell) at most
+   :data:`MAX_MISSING`.
+   The bias is counted on occupied cells, so a joint whose target is nearly a function of
+   the sources (few occupied cells per source pair) may be resolved finely, while
+   independent data (every cell occupied) get the bound of the ``"conservative"`` rule.
+4. The coarsest admissible candidate (fewest cells) whose score is within
+   :func:`tolerance` of the best admissible score is chosen: finer resolution must buy
    measurable information. On independent data every score is 0 up to noise, so the
-   coarsest ladder step is kept.
+   coarsest step is kept.
+5. If the chosen joint exceeds the solver's budget (:data:`MAX_WORK`), the target is
+   coarsened one ladder step at a time, then the larger source: the sources' resolution is
+   what the atoms are about, and the target's costs the solver the most.
 
 No estimator is trained: the target enters only through the plug-in information of
 cluster labels, the quantity whose bias step 3 bounds.
@@ -57,10 +63,10 @@ MIN_PER_CLUSTER = 20
 #: first-order bias above is no longer the bias (it even shrinks as cells empty out).
 MAX_MISSING = 0.10
 #: The largest joint the rule may choose, by the exact solver's work per Newton step,
-#: ``max(k1, k2) * ky * (min(k1, k2) * ky)**2`` (its Schur complement's rank-k update): 2.5e8
+#: ``max(k1, k2) * ky * (min(k1, k2) * ky)**2`` (its Schur complement's rank-k update): 3e8
 #: is a 107x24x16 table, about 0.1-0.2 s to solve on one core; 301 of them take 15-30 s
-#: on 2 cores. A finer joint is left out however much it adds (the trace says so).
-MAX_WORK = 2.5e8
+#: on 2 cores. A chosen joint above it is coarsened (step 5 of the rule).
+MAX_WORK = 3e8
 
 
 def tolerance(best: float) -> float:
@@ -163,7 +169,7 @@ def choose_resolution(
         exact values).
     max_bias : the admissible first-order plug-in bias, bits.
     max_missing : the admissible Good-Turing unseen mass of the joint.
-    max_work : the largest :func:`solver_work` admitted.
+    max_work : the largest :func:`solver_work` chosen (step 5).
     """
     names = ("image", "text", "target")
     free = list(ladders)
@@ -180,13 +186,24 @@ def choose_resolution(
         trace.append({**{v: int(a.max()) + 1 if v not in chosen else int(chosen[v])
                          for v, a in zip(names, arrays)},
                       "score": value, "bias": bias, "missing": missing,
-                      "work": (work := solver_work(*(int(a.max()) + 1 for a in arrays))),
-                      "admissible": bool(bias <= max_bias and missing <= max_missing
-                                         and work <= max_work)})
+                      "work": solver_work(*(int(a.max()) + 1 for a in arrays)),
+                      "admissible": bool(bias <= max_bias and missing <= max_missing)})
     ok = [t for t in trace if t["admissible"]] or [trace[0]]
     best = max(float(t["score"]) for t in ok)
     near = [t for t in ok if float(t["score"]) >= best - tolerance(best)]
     pick = min(near, key=lambda t: (int(t["image"]) * int(t["text"]) * int(t["target"]), -float(t["score"])))
+    # Over the solver's budget: coarsen the target first (the work grows with its cube),
+    # then the larger source, one ladder step at a time.
+    by_ks = {tuple(t[v] for v in names): t for t in trace}
+    while pick["work"] > max_work:
+        order = ["target"] + sorted(("image", "text"), key=lambda v: -int(pick[v]))
+        movable = [v for v in order if v in ladders and ladders[v].index(int(pick[v])) > 0]
+        if not movable:
+            break
+        v = movable[0]
+        ks = {u: int(pick[u]) for u in names}
+        ks[v] = ladders[v][ladders[v].index(ks[v]) - 1]
+        pick = by_ks[tuple(ks[u] for u in names)]
     current = {v: int(pick[v]) for v in names}
     value, bias = float(pick["score"]), float(pick["bias"])
     clusters = dict(current)
