@@ -115,3 +115,27 @@ def test_many_latent_classes_recovered_at_n_10000(structure: str) -> None:
     for atom in BIT_ATOMS:
         assert abs(est[atom].corrected - data.truth[atom]) <= 0.05, (atom, est[atom])
         assert est[atom].contains(data.truth[atom]), (atom, est[atom])
+
+
+def test_over_budget_the_target_is_coarsened_first() -> None:
+    from mmpid.estimate.discretise import kmeans_labels, reduce
+    from mmpid.estimate.resolution import choose_resolution
+
+    data = synthetic.make("redundant_16", 3000, dim_target=16, seed=4)
+    z = {v: reduce(x)[0] for v, x in (("image", data.x_image), ("text", data.x_text),
+                                      ("target", data.y))}
+    cache: dict = {}
+
+    def labels(v: str, k: int) -> np.ndarray:
+        if (v, k) not in cache:
+            cache[v, k] = kmeans_labels(z[v], k, seed=0)
+        return cache[v, k]
+
+    steps = [2, 4, 8, 16, 24]
+    free = choose_resolution(labels, dict.fromkeys(("image", "text", "target"), steps), {},
+                             dict.fromkeys(("image", "text", "target"), 3000), max_bias=0.05)
+    assert free.clusters == {"image": 16, "text": 16, "target": 16}
+    tight = choose_resolution(labels, dict.fromkeys(("image", "text", "target"), steps), {},
+                              dict.fromkeys(("image", "text", "target"), 3000), max_bias=0.05,
+                              max_work=solver_work(16, 16, 8))
+    assert tight.clusters == {"image": 16, "text": 16, "target": 8}
