@@ -125,15 +125,22 @@ def test_normal_model_uses_the_image(normal, data):
 
 
 @pytest.mark.slow
-def test_ig_completeness_with_a_nonzero_baseline(normal, data):
-    """IG's attributions sum to v(input) - v(baseline) up to the quadrature error."""
+def test_ig_completeness(normal, data):
+    """IG's attributions sum to v(input) - v(baseline): the error shrinks with the steps (unk
+    baseline) and is what captum reports; the zero pad embedding makes the sum diverge instead."""
     from mmpid.baselines import integrated_gradients
 
-    ig = integrated_gradients(normal, _head(data, 4), n_steps=64, batch_size=4, n_boot=100)
-    err = ig.per_sample["completeness_error"]
-    total = ig.per_sample["image"] + ig.per_sample["text"]
-    # the reported error is |Σ attributions - delta|, computed the same way by captum
-    np.testing.assert_allclose(err, np.abs(total - ig.per_sample["delta"]), atol=1e-3)
+    head = _head(data, 8)
+    coarse = integrated_gradients(normal, head, n_steps=16, batch_size=8, n_boot=100)
+    fine = integrated_gradients(normal, head, n_steps=512, batch_size=8, n_boot=100)
+    for ig in (coarse, fine):
+        total = ig.per_sample["image"] + ig.per_sample["text"]  # other positions equal the baseline
+        np.testing.assert_allclose(ig.per_sample["completeness_error"], np.abs(total - ig.per_sample["delta"]),
+                                   atol=1e-3)
+    assert coarse.stats["completeness_error"].value > 1.0  # steep paths: 16 steps are far too few
+    assert fine.stats["completeness_error"].value < 0.01 * np.abs(fine.per_sample["delta"]).mean()
+    pad = integrated_gradients(normal, head, n_steps=128, batch_size=8, n_boot=100, text_baseline="pad")
+    assert pad.stats["completeness_error"].value > 0.5  # the zero pad embedding: no convergence
 
 
 def test_options_are_checked(normal, data):

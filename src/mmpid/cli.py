@@ -302,7 +302,7 @@ def compare(
         typer.Option("--method", help="ablation, perceptual, shapley, mmshap, ig, attention (repeatable; default all)."),
     ] = None,
     max_evals: Annotated[int, typer.Option(help="MM-SHAP: model evaluations per sample.")] = 200,
-    ig_steps: Annotated[int, typer.Option(help="Integrated Gradients: steps.")] = 32,
+    ig_steps: Annotated[int, typer.Option(help="Integrated Gradients: steps.")] = 64,
     batch_size: BatchSize = 64,
     device: Device = "auto",
     seed: Seed = 0,

@@ -166,7 +166,7 @@ def compare(
     limit: int | None = None,
     batch_size: int = 64,
     max_evals: int = 200,
-    ig_steps: int = 32,
+    ig_steps: int = 64,
     n_permutations: int = 3,
     pid: bool = True,
     device: str = "auto",

@@ -2,8 +2,8 @@
 
 captum's LLM attribution API forwards token ids only and so cannot see images; here the merged
 input embeddings (image features already scattered in) are captured with a hook and IG runs on
-them, from a baseline that has the blank image's features at the image positions and the pad
-token's embedding at the question positions (every other position equals the input, so it gets
+them, from a baseline that has the blank image's features at the image positions and a neutral
+token's embedding (``unk`` by default, ``pad`` on request; see ``text_baseline``) at the question positions (every other position equals the input, so it gets
 no attribution). The target is log p(ŷ) in bits. Completeness: the attributions should sum to
 v(input) - v(baseline); the error is reported.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mmpid.baselines._core import MethodResult, bootstrap_mean, bootstrap_share, check_positive_int, iter_probes
-from mmpid.errors import MmpidError
+from mmpid.errors import MmpidError, OptionError
 
 if TYPE_CHECKING:  # pragma: no cover
     from mmpid.data import VQADataset
@@ -39,12 +39,24 @@ def integrated_gradients(
     adapter: Adapter,
     dataset: VQADataset,
     *,
-    n_steps: int = 32,
+    n_steps: int = 64,
+    text_baseline: str = "unk",
     batch_size: int = 16,
     seed: int = 0,
     n_boot: int = 1000,
 ) -> MethodResult:
     """IG attributions summed over each modality's positions (bits of log p(ŷ)).
+
+    Parameters
+    ----------
+    n_steps : steps of captum's Gauss-Legendre rule.
+    text_baseline : ``"unk"`` (the unknown token's embedding at every question position, the
+        default) or ``"pad"`` (the pad token's). A pad embedding of exactly zero (``padding_idx``) puts a
+        singularity at the start of the path in any model whose first layer RMS-normalises its
+        input: the normalised question is the same for every α > 0 and jumps at α = 0, which no
+        quadrature sees: the gradient grows like 1/α near 0 and the attributions diverge as steps are
+        added (zoo:normal, 32 questions: the question's attribution 9.7 bits at 16 steps, 12.1 at 64,
+        against a total effect of 6.7). The zoo models' pad embedding is zero, hence the default.
 
     Returns
     -------
@@ -58,6 +70,8 @@ def integrated_gradients(
 
     check_positive_int("n_steps", n_steps, minimum=2)
     check_positive_int("batch_size", batch_size, minimum=2)
+    if text_baseline not in ("pad", "unk"):
+        raise OptionError("text_baseline", text_baseline, "'pad' or 'unk'")
     IntegratedGradients = _captum()
     t0 = time.perf_counter()
     cols: dict[str, list[np.ndarray]] = {}
@@ -69,6 +83,14 @@ def integrated_gradients(
             return probe.value(x, np.arange(x.shape[0]) % b)
 
         baseline = probe.masked(image=True, text=True)
+        if text_baseline == "unk":
+            unk = adapter.tokenizer.unk_token_id
+            if unk is None:
+                raise OptionError("text_baseline", text_baseline, "'pad' (the tokenizer has no unk token)")
+            emb = adapter.language_model().get_input_embeddings()
+            with torch.no_grad():
+                u = emb(torch.tensor([unk], device=baseline.device))[0].to(baseline.dtype)
+            baseline = torch.where(probe.text_mask[..., None], u.expand_as(baseline), baseline)
         x = probe.embeds.clone().requires_grad_(True)
         with torch.enable_grad():
             attr, err = IntegratedGradients(forward).attribute(
@@ -93,6 +115,7 @@ def integrated_gradients(
         image_share=bootstrap_share(per["image"], per["text"], n_boot=n_boot, seed=seed),
         stats=stats,
         per_sample=per,
-        cost={"seconds": time.perf_counter() - t0, "forward_passes": passes, "n_steps": n_steps},
+        cost={"seconds": time.perf_counter() - t0, "forward_passes": passes, "n_steps": n_steps,
+              "text_baseline": text_baseline},
         definition="|Σ IG over image positions| / (|... image| + |... question|), mean signed sums",
     )
