@@ -81,7 +81,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.render:
         data = json.loads((HERE / "blind_spot.json").read_text())
-        write_md(data["rows"], args, data.get("pid_rows", []))
+        write_md(data["rows"], argparse.Namespace(**data["settings"]), data.get("pid_rows", []))
         figure(data["rows"])
         return
 
@@ -129,7 +129,7 @@ def main() -> None:
                 pid_rows.append({"model": model, "subset": name, "n": len(ds), "pid": pid,
                                  "oracle": oracle(image, meaning, pred, args.seed)})
                 print(json.dumps({"model": model, "subset": name, "n": len(ds)}), flush=True)
-    (HERE / "blind_spot.json").write_text(json.dumps({"rows": rows, "pid_rows": pid_rows}, indent=2))
+    (HERE / "blind_spot.json").write_text(json.dumps({"settings": vars(args), "rows": rows, "pid_rows": pid_rows}, indent=2))
     write_md(rows, args, pid_rows)
     figure(rows)
 
