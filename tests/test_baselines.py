@@ -176,3 +176,27 @@ def test_compare_writes_files_and_reports_a_method_that_cannot_run(normal, data,
     assert "attention" in csv and "ablation" in csv
     assert (tmp_path / "compare.png").read_bytes()[:4] == b"\x89PNG"
     assert "compare.png" in (tmp_path / "compare.html").read_text()
+
+
+@pytest.mark.slow
+def test_other_families(tmp_path, data):
+    """Qwen2-VL's 3-D rope positions are replayed right (a batch of 3 = its rope sections);
+    BLIP (cross-attention) is refused by every method with the reason, and compare goes on."""
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    import tiny_families
+
+    from mmpid.baselines import compare
+    from mmpid.models import load_adapter
+
+    few = _head(data, 6)
+    qwen = load_adapter(str(tiny_families.build_qwen2_vl(tmp_path / "qwen")), device="cpu")
+    c = compare(qwen, few, methods=["shapley", "attention"], pid=False, batch_size=3)
+    assert not c.errors
+    g = c.methods["shapley"].per_sample
+    np.testing.assert_allclose(g["phi_image"] + g["phi_text"], g["v_both"] - g["v_empty"], atol=1e-5)
+    blip = load_adapter(str(tiny_families.build_blip_vqa(tmp_path / "blip")), device="cpu")
+    c = compare(blip, few, methods=["ablation", "shapley"], pid=False, batch_size=3)
+    assert not c.methods and set(c.errors) == {"ablation", "shapley"}
+    assert all("'blip' family" in e for e in c.errors.values())

@@ -159,18 +159,18 @@ def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
     return perm[(np.argsort(perm) + 1) % n]  # i -> perm[pos(i) + 1]: a single cycle, no fixed point
 
 
-def _select(value: Any, idx: torch.Tensor, batch: int) -> Any:
+def _select(key: str, value: Any, idx: torch.Tensor, batch: int) -> Any:
     """Rows ``idx`` of every per-sample tensor in a captured keyword argument."""
     import torch
 
     if isinstance(value, torch.Tensor):
+        if key == "position_ids" and value.ndim == 3:  # multimodal rope positions (3 or 4, B, T)
+            return value[:, idx]
         if value.ndim >= 1 and value.shape[0] == batch:
             return value[idx]
-        if value.ndim == 3 and value.shape[1] == batch:  # multimodal rope positions (3 or 4, B, T)
-            return value[:, idx]
         return value
     if isinstance(value, dict):
-        return {k: _select(v, idx, batch) for k, v in value.items()}
+        return {k: _select(k, v, idx, batch) for k, v in value.items()}
     return value
 
 
@@ -320,7 +320,7 @@ class Probe:
         if rows is None:
             rows = np.arange(self.batch)
         idx = torch.as_tensor(np.asarray(rows), device=embeds.device, dtype=torch.long)
-        kw = {k: _select(v, idx, self.batch) for k, v in self.kwargs.items()}
+        kw = {k: _select(k, v, idx, self.batch) for k, v in self.kwargs.items()}
         kw["inputs_embeds"] = embeds
         if output_attentions:
             kw["output_attentions"] = True

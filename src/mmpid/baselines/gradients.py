@@ -3,7 +3,7 @@
 captum's LLM attribution API forwards token ids only and so cannot see images; here the merged
 input embeddings (image features already scattered in) are captured with a hook and IG runs on
 them, from a baseline that has the blank image's features at the image positions and a neutral
-token's embedding (``unk`` by default, ``pad`` on request; see ``text_baseline``) at the question positions (every other position equals the input, so it gets
+token's embedding (``pad``, or ``unk`` where the pad embedding is zero; see ``text_baseline``) at the question positions (every other position equals the input, so it gets
 no attribution). The target is log p(ŷ) in bits. Completeness: the attributions should sum to
 v(input) - v(baseline); the error is reported.
 """
@@ -40,7 +40,7 @@ def integrated_gradients(
     dataset: VQADataset,
     *,
     n_steps: int = 64,
-    text_baseline: str = "unk",
+    text_baseline: str = "auto",
     batch_size: int = 16,
     seed: int = 0,
     n_boot: int = 1000,
@@ -50,13 +50,14 @@ def integrated_gradients(
     Parameters
     ----------
     n_steps : steps of captum's Gauss-Legendre rule.
-    text_baseline : ``"unk"`` (the unknown token's embedding at every question position, the
-        default) or ``"pad"`` (the pad token's). A pad embedding of exactly zero (``padding_idx``) puts a
+    text_baseline : ``"pad"`` (the pad token's embedding at every question position), ``"unk"``
+        (the unknown token's) or ``"auto"`` (the default: pad, unless its embedding is exactly
+        zero, then unk; the one used is in ``cost["text_baseline"]``). A pad embedding of exactly zero (``padding_idx``) puts a
         singularity at the start of the path in any model whose first layer RMS-normalises its
         input: the normalised question is the same for every α > 0 and jumps at α = 0, which no
         quadrature sees: the gradient grows like 1/α near 0 and the attributions diverge as steps are
         added (zoo:normal, 32 questions: the question's attribution 9.7 bits at 16 steps, 12.1 at 64,
-        against a total effect of 6.7). The zoo models' pad embedding is zero, hence the default.
+        against a total effect of 6.7). The zoo models' pad embedding is zero, hence ``"auto"``.
 
     Returns
     -------
@@ -70,8 +71,9 @@ def integrated_gradients(
 
     check_positive_int("n_steps", n_steps, minimum=2)
     check_positive_int("batch_size", batch_size, minimum=2)
-    if text_baseline not in ("pad", "unk"):
-        raise OptionError("text_baseline", text_baseline, "'pad' or 'unk'")
+    if text_baseline not in ("auto", "pad", "unk"):
+        raise OptionError("text_baseline", text_baseline, "'auto', 'pad' or 'unk'")
+    used = text_baseline
     IntegratedGradients = _captum()
     t0 = time.perf_counter()
     cols: dict[str, list[np.ndarray]] = {}
@@ -83,10 +85,16 @@ def integrated_gradients(
             return probe.value(x, np.arange(x.shape[0]) % b)
 
         baseline = probe.masked(image=True, text=True)
-        if text_baseline == "unk":
+        if text_baseline == "auto":
+            used = "pad" if bool(probe.pad_embed.abs().sum() > 0) else "unk"
+        if used == "unk":
             unk = adapter.tokenizer.unk_token_id
             if unk is None:
-                raise OptionError("text_baseline", text_baseline, "'pad' (the tokenizer has no unk token)")
+                raise OptionError(
+                    "text_baseline", text_baseline, "'pad' (the tokenizer has no unk token)",
+                    hint="" if text_baseline == "unk" else
+                    "The pad embedding is zero, and IG from a zero embedding diverges under RMSNorm.",
+                )
             emb = adapter.language_model().get_input_embeddings()
             with torch.no_grad():
                 u = emb(torch.tensor([unk], device=baseline.device))[0].to(baseline.dtype)
@@ -116,6 +124,6 @@ def integrated_gradients(
         stats=stats,
         per_sample=per,
         cost={"seconds": time.perf_counter() - t0, "forward_passes": passes, "n_steps": n_steps,
-              "text_baseline": text_baseline},
+              "text_baseline": used},
         definition="|Σ IG over image positions| / (|... image| + |... question|), mean signed sums",
     )
