@@ -177,7 +177,7 @@ def test_debug_keeps_the_traceback(tmp_path: Path) -> None:
 
 def test_flag_names() -> None:
     assert flag("n_bootstrap") == "--bootstrap" and flag("batch_size") == "--batch-size"
-    assert set(FLAGS.values()) <= {"--bootstrap", "--permutations", "--seed", "--column", "--out", "--model", "NAME"}
+    assert set(FLAGS.values()) <= {"--bootstrap", "--permutations", "--seed", "--column", "--out", "--model", "--method", "NAME"}
 
 
 def test_zoo_train_names_its_argument(tmp_path: Path) -> None:

@@ -46,6 +46,8 @@ _LAZY = {
     "LayerResults": "mmpid.report.results",
     "render_report": "mmpid.report",
     "zoo": "mmpid.zoo",
+    "compare": "mmpid.baselines",
+    "baselines": "mmpid.baselines",
 }
 
 __all__ = [

@@ -75,6 +75,7 @@ FLAGS = {
     "model": "--model",
     "spec": "--model",
     "name": "NAME",  # zoo train's argument
+    "methods": "--method",
 }
 _state = {"debug": False}
 
@@ -294,6 +295,37 @@ def analyze(
         seed=seed,
     )
     console.print(f"report: [bold]{paths.report_html}[/]")
+
+
+@app.command()
+@_friendly
+def compare(
+    model: Model,
+    out: Out,
+    dataset: Dataset = "easy-vqa",
+    split: Split = "test",
+    limit: Limit = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option("--method", help="ablation, perceptual, shapley, mmshap, ig, attention (repeatable; default all)."),
+    ] = None,
+    max_evals: Annotated[int, typer.Option(help="MM-SHAP: model evaluations per sample.")] = 200,
+    ig_steps: Annotated[int, typer.Option(help="Integrated Gradients: steps.")] = 64,
+    batch_size: BatchSize = 64,
+    device: Device = "auto",
+    seed: Seed = 0,
+) -> None:
+    """Run today's attribution methods and PID side by side; write compare.json/.csv/.png/.html."""
+    from mmpid.baselines import METHODS
+    from mmpid.baselines import compare as run_compare
+
+    result = run_compare(
+        model, dataset, out_dir=out, methods=method or METHODS, split=split, limit=limit,
+        batch_size=batch_size, max_evals=max_evals, ig_steps=ig_steps, device=device, seed=seed,
+    )
+    for name, err in result.errors.items():
+        err_console.print(f"[bold yellow]not run:[/] {name}: {err}", highlight=False, soft_wrap=True)
+    console.print(f"comparison: [bold]{out / 'compare.html'}[/] and compare.json, compare.csv")
 
 
 @app.command()
