@@ -128,7 +128,8 @@ def estimate(
         per-example token-level procedure, with its own noise floor as ``null_mean``).
     correction : ``"bootstrap"`` or ``"null"`` (see above).
     normalize, n_components, n_init : discretisation (L2 rows, PCA components or None for
-        no PCA, k-means restarts).
+        no PCA, k-means restarts for an explicit or conservative k; the auto rule runs each of
+        its up to 13 k-means per variable once, from a k-means++ start).
     max_bias, max_clusters : the rules' admissible plug-in bias (bits) and largest alphabet.
     method, backend : passed to :func:`mmpid.pid.decompose_many`.
     length, n_shuffles : per-sample protocol only (common token length, target shuffles).
@@ -306,14 +307,16 @@ def _estimate_pooled(
     t = time.perf_counter()
     cache: dict[tuple[str, int], np.ndarray] = {}
 
-    def labels(name: str, k: int) -> np.ndarray:
+    def labels(name: str, k: int, *, restarts: int = 1) -> np.ndarray:
+        # the auto rule fits up to 13 k-means per continuous variable: one run each
+        # (k-means++ start); an explicit or conservative k gets n_init restarts
         if (name, k) not in cache:
             if k == distinct[name]:
                 cache[name, k] = exact_labels(variables[name].data)
             else:
                 with single_thread():
                     cache[name, k] = kmeans_labels(
-                        reduced[name][0], k, seed=_seed_int(seeds[name]), n_init=n_init
+                        reduced[name][0], k, seed=_seed_int(seeds[name]), n_init=restarts
                     )
         return cache[name, k]
 
@@ -331,7 +334,8 @@ def _estimate_pooled(
         bias_bound = plugin_bias_bits(n, ks["image"], ks["text"], ks["target"])
     else:
         fixed_labels = {name: d.labels for name, d in given.items()}
-        fixed_labels.update({name: labels(name, k) for name, k in fixed.items() if name in reduced})
+        fixed_labels.update({name: labels(name, k, restarts=n_init)
+                             for name, k in fixed.items() if name in reduced})
         resolution = choose_resolution(
             labels,
             {name: ladder(n, distinct[name], max_clusters) for name in reduced if name not in fixed},
@@ -371,7 +375,7 @@ def _estimate_pooled(
         z, used, explained = reduced[name]
         k = ks[name]
         exact = k == distinct[name] and k > 1
-        lab = labels(name, k)
+        lab = labels(name, k, restarts=n_init if resolution is None else 1)
         size = np.bincount(lab, minlength=k)
         disc[name] = Discretised(
             lab, k, "exact" if exact else "continuous", size,
