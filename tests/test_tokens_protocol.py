@@ -202,3 +202,34 @@ def test_analyze_tokens_renders_both_estimates(tmp_path) -> None:
     assert "The paper's per-sample protocol beside the pooled estimate" in html
     assert (tmp_path / "run" / "per_sample_by_layer.png").is_file()
     assert (tmp_path / "run" / "per_sample" / "results.json").is_file()
+
+
+def _check_run_tokens(adapter, data) -> None:
+    """run_tokens on a padded batch gives each example's own output_hidden_states and image tokens."""
+    samples = [data[i] for i in range(4)]
+    enc = adapter.encode([s.image for s in samples], [s.question for s in samples])
+    act = adapter.run_tokens(enc)
+    with torch.inference_mode():
+        hidden = adapter.model(**adapter.forward_kwargs(enc), output_hidden_states=True).hidden_states
+    ids = enc.inputs["input_ids"]
+    for b in range(len(samples)):
+        length = enc.lengths[b]
+        want = torch.stack([h[b, :length] for h in hidden]).float().numpy()
+        np.testing.assert_allclose(act.hidden[b], want, rtol=1e-5, atol=1e-6)
+        positions = torch.nonzero(ids[b] == adapter.image_token_id()).ravel()
+        assert len(positions) == enc.expected_image_tokens[b] == act.image[b].shape[0]
+        np.testing.assert_allclose(act.image[b], hidden[0][b, positions].float().numpy(), rtol=1e-5, atol=1e-6)
+        assert act.text[b].shape[0] == int(enc.text_mask[b].sum())
+
+
+def test_run_tokens_on_idefics3(data) -> None:
+    _check_run_tokens(load_adapter(resolve_model("zoo:shuffle"), device="cpu"), data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["qwen2_vl", "paligemma"])
+def test_run_tokens_on_other_families(family, data, tmp_path) -> None:
+    from tiny_families import build_paligemma, build_qwen2_vl
+
+    build = build_qwen2_vl if family == "qwen2_vl" else build_paligemma
+    _check_run_tokens(load_adapter(str(build(tmp_path / family)), device="cpu"), data)
