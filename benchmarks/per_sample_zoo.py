@@ -194,6 +194,7 @@ def _markdown(rows, oracles, n, total) -> str:
 
 def _figure(rows, oracles, path: Path) -> None:
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(layout="constrained", figsize=(12, 7))
     axes = fig.subplots(2, len(oracles), sharex=True, sharey="row")
@@ -219,6 +220,7 @@ def _figure(rows, oracles, path: Path) -> None:
             ax.set_title(f"zoo:{name}: " + ("U_image + S" if what == "image" else "U_text"), loc="left")
             ax.set_ylabel("bits")
             ax.grid(True, color="0.92")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if row_i == 1:
                 ax.set_xlabel("layer")
     handles, labels = axes[0, 0].get_legend_handles_labels()
