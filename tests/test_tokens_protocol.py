@@ -51,7 +51,7 @@ def test_stored_token_sets_are_the_models_own(normal, data, token_store) -> None
     assert len(token_store.layers) == 4  # embeddings + 3 decoder layers (the last after the norm)
     image_id = normal.model.config.image_token_index
     embed = normal.model.get_input_embeddings()
-    for i in range(N):
+    for i in range(0, N, 4):  # one example of each batch
         s = data[i]
         inputs = normal.processor(images=[[s.image]], text=[normal.build_prompt(s.question, 1)],
                                   return_tensors="pt")
@@ -66,7 +66,8 @@ def test_stored_token_sets_are_the_models_own(normal, data, token_store) -> None
         assert len(positions) == 16 == x_image[i].shape[0]
         np.testing.assert_array_equal(x_image[i], hidden[0][0, positions].numpy())
         # X_text: the input embeddings of the question's own tokens (no template, no specials)
-        rows = [j for j in range(len(ids)) if any(np.array_equal(hidden[0][0, j].numpy(), r) for r in x_text[i])]
+        h0 = hidden[0][0].numpy()
+        rows = [j for j in range(len(ids)) if (h0[j] == x_text[i]).all(axis=1).any()]
         assert len(rows) == x_text[i].shape[0]
         question = normal.tokenizer.decode(ids[rows]).replace(" ", "")
         assert question == s.question.replace(" ", "")
