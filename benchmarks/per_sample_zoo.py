@@ -133,13 +133,13 @@ def _summary(rows, oracles, n) -> str:
     """The README's table: per model and layer, the four atoms as R / U_image / U_text / S."""
     by = {(r["model"], r["layer"], r["protocol"]): r for r in rows}
     lines = [
-        f"Easy-vqa test, the same N = {n} questions for every column; bits, R / U_image / U_text / S. "
-        "Oracle: PID of (image latent, question meaning -> prediction) on the questions whose "
-        "image latent is known. Distance: sum over the four atoms of |value - oracle|.",
+        (f"Easy-vqa test, the same N = {n} questions for every column; bits, R / U_image / U_text / S. "
+         "Oracle: PID of (image latent, question meaning -> prediction) on the questions whose "
+         "image latent is known. Distance: sum over the four atoms of |value - oracle|."),
         "",
-        "| model | layer | pooled (mmpid, corrected) | the paper's figure (per-sample plug-in, 10 clusters) "
-        "| per-sample minus its noise floor, 10 clusters | per-sample minus its noise floor, 3 clusters "
-        "| distance to oracle: pooled / paper's figure / per-sample 3 clusters minus floor |",
+        ("| model | layer | pooled (mmpid, corrected) | the paper's figure (per-sample plug-in, 10 clusters) "
+         "| per-sample minus its noise floor, 10 clusters | per-sample minus its noise floor, 3 clusters "
+         "| distance to oracle: pooled / paper's figure / per-sample 3 clusters minus floor |"),
         "|---|---|---|---|---|---|---|",
     ]
     for name, o in oracles.items():
@@ -164,11 +164,11 @@ def _pct(v: float) -> str:
 
 def _markdown(rows, oracles, n, total) -> str:
     lines = [
-        f"Per-sample protocol (the paper's) against mmpid's pooled estimate, easy-vqa test, N = {n} "
-        f"questions per model ({total:.0f} s of estimation in all). Bits; per-sample rows give the paper's figure "
-        "(plug-in, the mean of per-example PIDs) / its noise floor / plug-in minus floor [95% interval]; "
-        "pooled rows the corrected value [95% interval]. Distance: the sum over the four atoms of "
-        "|value - oracle| (per-sample: plug-in / corrected).",
+        (f"Per-sample protocol (the paper's) against mmpid's pooled estimate, easy-vqa test, N = {n} "
+         f"questions per model ({total:.0f} s of estimation in all). Bits; per-sample rows give the paper's "
+         "figure (plug-in, the mean of per-example PIDs) / its noise floor / plug-in minus floor [95% interval]; "
+         "pooled rows the corrected value [95% interval]. Distance: the sum over the four atoms of "
+         "|value - oracle| (per-sample: plug-in / corrected)."),
         "",
         "| model | layer | protocol | R | U_image | U_text | S | image contribution | distance to oracle |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -199,9 +199,9 @@ def _figure(rows, oracles, path: Path) -> None:
     fig = Figure(layout="constrained", figsize=(12, 7))
     axes = fig.subplots(2, len(oracles), sharex=True, sharey="row")
     styles = {
-        "pooled": dict(color="#0072B2", lw=2.2, marker="o"),
-        "per-sample, 10 clusters": dict(color="black", lw=1.6, marker="s"),
-        "per-sample, 3 clusters": dict(color="#D55E00", lw=1.6, marker="^"),
+        "pooled": {"color": "#0072B2", "lw": 2.2, "marker": "o"},
+        "per-sample, 10 clusters": {"color": "black", "lw": 1.6, "marker": "s"},
+        "per-sample, 3 clusters": {"color": "#D55E00", "lw": 1.6, "marker": "^"},
     }
     for col, (name, o) in enumerate(oracles.items()):
         for row_i, what in enumerate(("image", "text")):

@@ -8,7 +8,6 @@ library call on the same arrays, and bad input must fail before any work, naming
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,6 +131,16 @@ def test_per_sample_estimate_of_a_store_equals_the_library_call(token_store, tmp
         np.testing.assert_array_equal(
             results.series("synergy")[[1, 3].index(layer)], pooled.synergy.corrected
         )
+    # the report, rendered from the results folder, finds the per-sample results beside them
+    from mmpid.report import render_report
+
+    paths = render_report(tmp_path / "out", tmp_path / "report")
+    assert paths.per_sample == tmp_path / "report" / "per_sample_by_layer.png" and paths.per_sample.is_file()
+    html = paths.html.read_text()
+    assert "The paper's per-sample protocol beside the pooled estimate" in html
+    floor = {r["atom"]: r for r in doc["records"] if r["layer"] == 3}["redundancy"]["null_mean"]
+    assert f"{floor:.3f}" in html
+    assert render_report(results, tmp_path / "plain").per_sample is None  # no per-sample given
 
 
 def test_length_longer_than_a_token_set_names_the_sample_before_any_work(token_store, tmp_path) -> None:

@@ -9,6 +9,7 @@ the targets shuffled across examples) and ``corrected`` their difference.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mmpid.errors import InputError
-from mmpid.report.results import BIT_ATOMS, LayerResults, level_text, load
+from mmpid.report.results import BIT_ATOMS, AtomRecord, LayerResults, level_text, load
 from mmpid.report.tables import format_bits, format_fraction
 
 if TYPE_CHECKING:
@@ -53,6 +54,13 @@ def _check(pooled: LayerResults, per_sample: LayerResults) -> list[int]:
     return common
 
 
+def _with_ci(rec: AtomRecord, fmt: Callable[[float], str]) -> str:
+    text = fmt(rec.corrected)
+    if np.isfinite(rec.ci_low) and np.isfinite(rec.ci_high):
+        text += f" [{fmt(rec.ci_low)}, {fmt(rec.ci_high)}]"
+    return escape(text)
+
+
 def comparison_table_html(pooled: LayerResults, per_sample: LayerResults) -> str:
     """One row per layer and atom: pooled corrected [interval] | per-sample plug-in (the paper's
     figure), noise floor, corrected [interval]; then the image contribution both ways."""
@@ -68,18 +76,10 @@ def comparison_table_html(pooled: LayerResults, per_sample: LayerResults) -> str
             fmt = format_bits if atom in BIT_ATOMS else format_fraction
             p, s = pooled.get(layer, atom), per_sample.get(layer, atom)
             name = _HEAD.get(atom, "C<sub>image</sub>")
-
-            def with_ci(rec: object) -> str:
-                lo, hi = rec.ci_low, rec.ci_high  # type: ignore[attr-defined]
-                text = fmt(rec.corrected)  # type: ignore[attr-defined]
-                if np.isfinite(lo) and np.isfinite(hi):
-                    text += f" [{fmt(lo)}, {fmt(hi)}]"
-                return escape(text)
-
             rows.append(
-                f"<tr><th scope=\"row\">{layer}</th><td>{name}</td><td>{with_ci(p)}</td>"
+                f"<tr><th scope=\"row\">{layer}</th><td>{name}</td><td>{_with_ci(p, fmt)}</td>"
                 f"<td>{escape(fmt(s.plugin))}</td><td>{escape(fmt(s.null_mean))}</td>"
-                f"<td>{with_ci(s)}</td></tr>"
+                f"<td>{_with_ci(s, fmt)}</td></tr>"
             )
     return f"<table>\n<thead>{head}</thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
 
