@@ -158,7 +158,7 @@ def test_length_longer_than_a_token_set_names_the_sample_before_any_work(token_s
 
 def test_per_sample_options_are_refused_for_a_pooled_store(normal, data, tmp_path) -> None:
     fused = extract(normal, data, tmp_path / "fused", batch_size=8, progress=False)
-    with pytest.raises(OptionError, match=r"'length' must be left at its default \(None\) for a 'input-fusion'"):
+    with pytest.raises(OptionError, match=r"'length' must be left at its default \(None\) with protocol='input-fusion'"):
         pipeline.estimate_store(fused.path, tmp_path / "out", length=4, **FAST)
     with pytest.raises(OptionError, match=r"'per_sample_clusters' must be an int >= 1"):
         pipeline.estimate_store(fused.path, tmp_path / "out", per_sample_clusters=0, **FAST)

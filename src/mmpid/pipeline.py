@@ -185,18 +185,21 @@ def per_sample_options(
     )
 
 
-def _check_per_sample_applies(store: Any, per_sample: EstimateOptions) -> None:
-    """Refuse per-sample options for a store without token sets (they would be ignored)."""
-    if store.protocol == "tokens":
+def _check_per_sample_applies(protocol: str, per_sample: EstimateOptions) -> None:
+    """Refuse per-sample options for a protocol without token sets (they would be ignored)."""
+    if protocol == "tokens":
         return
     given = {"per_sample_clusters": per_sample.clusters, "length": per_sample.length}
     for name, value in given.items():
         if value != _PER_SAMPLE_DEFAULTS[name]:
             raise OptionError(
-                name, value, f"left at its default ({_PER_SAMPLE_DEFAULTS[name]!r}) for a "
-                f"{store.protocol!r} store",
+                name, value, f"left at its default ({_PER_SAMPLE_DEFAULTS[name]!r}) with protocol={protocol!r}",
                 hint="The per-sample protocol needs token sets: extract with protocol='tokens'.",
             )
+
+
+#: Where the per-sample results of a tokens store go, under the estimate's output folder.
+PER_SAMPLE_DIR = "per_sample"
 
 
 def _estimate_store(
@@ -213,7 +216,7 @@ def _estimate_store(
 
     store = FeatureStore.open(store_dir)
     if per_sample is not None:
-        _check_per_sample_applies(store, per_sample)
+        _check_per_sample_applies(store.protocol, per_sample)
     if store.protocol == "tokens":
         _check_lengths(store, None if per_sample is None else per_sample.length)
     results = _estimate_layers(store, store_dir, out, layers=layers, options=options, progress=progress)
@@ -231,10 +234,6 @@ def _estimate_store(
         )
         results.save(out)
     return results
-
-
-#: Where the per-sample results of a tokens store go, under the estimate's output folder.
-PER_SAMPLE_DIR = "per_sample"
 
 
 def _estimate_layers(
@@ -430,13 +429,7 @@ def analyze(
     per_sample = per_sample_options(
         clusters=per_sample_clusters, length=length, n_bootstrap=n_bootstrap, level=level, seed=seed
     )
-    if protocol != "tokens":
-        for name, value in (("per_sample_clusters", per_sample_clusters), ("length", length)):
-            if value != _PER_SAMPLE_DEFAULTS[name]:
-                raise OptionError(
-                    name, value, f"left at its default ({_PER_SAMPLE_DEFAULTS[name]!r}) with protocol={protocol!r}",
-                    hint="The per-sample protocol needs token sets: use protocol='tokens'.",
-                )
+    _check_per_sample_applies(extract_options.protocol, per_sample)
     layers = check_layers(layers)
     out = check_out_dir(out_dir, "out_dir")
     adapter, data = _load(resolve_model(model), extract_options)
