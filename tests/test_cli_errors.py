@@ -65,7 +65,7 @@ ANALYZE = ["analyze", "--model", "zoo:normal"]
         (["--seed", "-1"], "--seed must be a non-negative int; got -1."),
         (["--clusters", "many"], "--clusters must be one of auto, conservative or an integer, e.g. --clusters 6; got 'many'."),
         (["--clusters", "0"], "--clusters must be one of ['auto', 'conservative'], an int >= 1"),
-        (["--protocol", "tokens"], "--protocol must be one of ['input-fusion', 'span']; got 'tokens'."),
+        (["--protocol", "pooled"], "--protocol must be one of ['input-fusion', 'span', 'tokens']; got 'pooled'."),
         (["--pooling", "median"], "--pooling must be one of ['mean', 'last', 'max']; got 'median'."),
         (["--target", "truth"], "--target must be one of ['prediction', 'label']; got 'truth'."),
         (["--target", "label"], "--target must be left at its default ('prediction') with protocol='input-fusion'"),

@@ -242,7 +242,7 @@ def test_all_skipped_is_an_error(adapter, tmp_path):
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
-        ({"protocol": "tokens"}, "'protocol' must be one of \\['input-fusion', 'span'\\]; got 'tokens'"),
+        ({"protocol": "pooled"}, "'protocol' must be one of \\['input-fusion', 'span', 'tokens'\\]; got 'pooled'"),
         ({"pooling": "median"}, "'pooling'"),
         ({"target": "truth"}, "'target'"),
         ({"batch_size": 0}, "'batch_size' must be an int >= 1; got 0"),

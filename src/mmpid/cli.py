@@ -43,7 +43,10 @@ Column = Annotated[
     list[str] | None,
     typer.Option("--column", help="Column mapping ROLE=NAME for image, question, answer, id, choices (repeatable)."),
 ]
-Protocol = Annotated[str, typer.Option(help="input-fusion (default) or span.")]
+Protocol = Annotated[
+    str,
+    typer.Option(help="input-fusion (default), span, or tokens (the paper's per-sample token sets, plus pooled)."),
+]
 Pooling = Annotated[str, typer.Option(help="mean, last or max over a span's tokens.")]
 Target = Annotated[str, typer.Option(help="span protocol: prediction or label.")]
 BatchSize = Annotated[int, typer.Option(help="Samples per forward pass.")]
@@ -60,6 +63,13 @@ Permutations = Annotated[int, typer.Option("--permutations", help="Permutations 
 Level = Annotated[float, typer.Option(help="Confidence level of the intervals.")]
 Seed = Annotated[int, typer.Option(help="Random seed (sampling, clustering, resampling).")]
 Layers = Annotated[str | None, typer.Option(help="Comma-separated layers to estimate (default: all).")]
+PerSampleClusters = Annotated[
+    int, typer.Option(help="tokens stores: k-means clusters per token set of the per-sample protocol.")
+]
+Length = Annotated[
+    int | None,
+    typer.Option(help="tokens stores: common length of the per-sample token sets (default: each example's shortest)."),
+]
 
 
 #: Exit codes: a usage error (bad flag value, missing file argument), a failure, Ctrl-C.
@@ -217,8 +227,12 @@ def estimate(
     permutations: Permutations = 100,
     level: Level = 0.95,
     seed: Seed = 0,
+    per_sample_clusters: PerSampleClusters = 10,
+    length: Length = None,
 ) -> None:
-    """Estimate the PID atoms of every stored layer; write results.json and results.csv."""
+    """Estimate the PID atoms of every stored layer; write results.json and results.csv.
+
+    A tokens store gets the paper's per-sample estimate too (per_sample/results.json)."""
     from mmpid.pipeline import estimate_store
 
     estimate_store(
@@ -230,6 +244,8 @@ def estimate(
         n_permutations=permutations,
         level=level,
         seed=seed,
+        per_sample_clusters=per_sample_clusters,
+        length=length,
     )
     console.print(f"results: [bold]{out / 'results.json'}[/] and results.csv")
 
@@ -242,9 +258,8 @@ def report(
 ) -> None:
     """Render results as one self-contained HTML report plus PNG plots."""
     from mmpid.report import render_report
-    from mmpid.report.results import load
 
-    paths = render_report(load(results), out)
+    paths = render_report(results, out)
     console.print(f"report: [bold]{paths.html}[/]")
 
 
@@ -269,6 +284,8 @@ def analyze(
     permutations: Permutations = 100,
     level: Level = 0.95,
     seed: Seed = 0,
+    per_sample_clusters: PerSampleClusters = 10,
+    length: Length = None,
 ) -> None:
     """Extract + estimate + report in one command."""
     from mmpid.pipeline import analyze as run_analyze
@@ -293,6 +310,8 @@ def analyze(
         n_permutations=permutations,
         level=level,
         seed=seed,
+        per_sample_clusters=per_sample_clusters,
+        length=length,
     )
     console.print(f"report: [bold]{paths.report_html}[/]")
 

@@ -13,6 +13,14 @@ Protocols
     states at layer l; Y = the model's predicted answer (``target="prediction"``)
     or the ground truth (``target="label"``), as an index into the dataset's
     answer set.
+``tokens``
+    The token sets of the per-sample protocol (the published method, arXiv 2511.19470),
+    unpooled: X_image = the image tokens as they enter the language model, X_text = the
+    question's input embeddings, Y(l) = the hidden states of every prompt position at layer l
+    (the answer position last), exactly as ``output_hidden_states`` gives them. Stored ragged
+    (see :mod:`mmpid.store`); :meth:`~mmpid.store.FeatureStore.load_tokens` gives the sets and
+    :meth:`~mmpid.store.FeatureStore.load` the input-fusion variables pooled from them, so one
+    store feeds both the per-sample and the pooled estimate on the same examples.
 
 Answer scoring
 --------------
@@ -86,9 +94,10 @@ def extract(
     out_dir : path
         The store folder. If it holds an unfinished store of the same
         configuration, finished shards are kept and the rest is computed.
-    protocol : {"input-fusion", "span"}
+    protocol : {"input-fusion", "span", "tokens"}
     pooling : {"mean", "last", "max"}
-        How token positions are pooled into one vector per example.
+        How token positions are pooled into one vector per example (for ``tokens``: how
+        :meth:`~mmpid.store.FeatureStore.load` pools the stored sets).
     target : {"prediction", "label"}
         Y of the span protocol. Input-fusion stores both, so ``"label"`` with it is an error.
     batch_size : int
@@ -105,7 +114,8 @@ def extract(
     -------
     FeatureStore
         ``store.load(layer)`` gives ``(x_image, x_text, y)``: (N, d), (N, d) and
-        (N, d) float32 for input-fusion or (N,) int64 for span.
+        (N, d) float32 for input-fusion and tokens or (N,) int64 for span;
+        ``store.load_tokens(layer)`` the token sets of a tokens store.
 
     Examples
     --------
@@ -317,7 +327,10 @@ def _process_batch(
         enc = adapter.encode([im for _, im in good], [s.question for s, _ in good])
     skipped_check = _check_image_tokens(adapter, enc, [s.id for s, _ in good])
 
-    act = adapter.run(enc, pooling=pooling)
+    if protocol == "tokens":
+        act = adapter.run_tokens(enc)
+    else:
+        act = adapter.run(enc, pooling=pooling)
     need_sequence = protocol == "span" and target == "prediction"
     pairs = [(im, s.question) for s, im in good]
     scores, how = _score_answers(adapter, enc, act, pairs, dataset.answers, need_sequence)
@@ -328,7 +341,9 @@ def _process_batch(
         "label": np.asarray(labels, dtype=np.int64),
         "prediction": prediction,
     }
-    if protocol == "input-fusion":
+    if protocol == "tokens":
+        out.update(_token_arrays(act))
+    elif protocol == "input-fusion":
         out["x_image"] = act.image[0]
         out["x_text"] = act.text[0]
         for layer in range(act.answer.shape[0]):
@@ -341,6 +356,21 @@ def _process_batch(
     if skipped_check:
         unchecked.add(skipped_check)
     return out, [s.id for s, _ in good], skipped, how
+
+
+def _token_arrays(act: Any) -> dict[str, np.ndarray]:
+    """A batch's token sets as the store's ragged arrays: each set's rows, concatenated over
+    the examples, plus their per-example counts (see :mod:`mmpid.store`)."""
+    out = {
+        "x_image.tokens": np.concatenate(act.image, axis=0),
+        "x_image.count": np.array([len(t) for t in act.image], dtype=np.int64),
+        "x_text.tokens": np.concatenate(act.text, axis=0),
+        "x_text.count": np.array([len(t) for t in act.text], dtype=np.int64),
+        "y.count": np.array([h.shape[1] for h in act.hidden], dtype=np.int64),
+    }
+    for layer in range(act.hidden[0].shape[0]):
+        out[f"y.{layer}.tokens"] = np.concatenate([h[layer] for h in act.hidden], axis=0)
+    return out
 
 
 def _check_image_tokens(adapter: Adapter, enc: Any, ids: Sequence[str]) -> str | None:

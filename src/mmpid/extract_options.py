@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: What X_image, X_text and Y are (see :mod:`mmpid.extract`).
-PROTOCOLS = ("input-fusion", "span")
+PROTOCOLS = ("input-fusion", "span", "tokens")
 #: How a span's token positions become one vector.
 POOLINGS = ("mean", "last", "max")
 #: Y of the span protocol.
@@ -102,9 +102,9 @@ class ExtractOptions:
             raise OptionError("target", self.target, f"one of {list(TARGETS)}")
         if self.protocol != "span" and self.target != "prediction":
             raise OptionError(
-                "target", self.target, "left at its default ('prediction') with protocol='input-fusion'",
-                hint="The target belongs to protocol='span'; input-fusion's Y is a hidden state and its "
-                "store keeps both the prediction and the label.",
+                "target", self.target, f"left at its default ('prediction') with protocol={self.protocol!r}",
+                hint=f"The target belongs to protocol='span'; {self.protocol}'s Y is a hidden state and "
+                "its store keeps both the prediction and the label.",
             )
         if not _is_int(self.batch_size) or self.batch_size < 1:
             raise OptionError("batch_size", self.batch_size, "an int >= 1")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mmpid.errors import EstimateWarning, OptionError
@@ -76,7 +77,10 @@ def check_layers(layers: Sequence[int] | None) -> list[int] | None:
 def _estimate_layer(store: Any, layer: int, options: EstimateOptions) -> _CachedEstimate:
     from mmpid.estimate import estimate
 
-    x_image, x_text, y = store.load(layer)
+    if options.protocol == "per-sample":
+        x_image, x_text, y = store.load_tokens(layer)
+    else:
+        x_image, x_text, y = store.load(layer)
     keywords = options.to_dict()
     keywords.pop("estimator")  # "discrete", the only one estimate() has for now
     with warnings.catch_warnings():
@@ -93,6 +97,26 @@ def _estimate_layer(store: Any, layer: int, options: EstimateOptions) -> _Cached
     )
 
 
+def _check_lengths(store: Any, length: int | None) -> None:
+    """The library's per-sample length errors, before any work, naming the store's sample id too."""
+    from mmpid.errors import SampleSizeError
+
+    need = 2 if length is None else length
+    for name in ("x_image", "x_text", "y"):
+        counts = store.token_counts(name)
+        short = np.flatnonzero(counts < need)
+        if short.size:
+            i = int(short[0])
+            what = f"'length' is {length} but" if length is not None else (
+                "The per-sample protocol needs at least 2 tokens per set, but"
+            )
+            raise SampleSizeError(
+                f"{what} example {i} (sample {store.sample_ids[i]!r}) has only "
+                f"{int(counts[i])} tokens in its {name} token set ({short.size} example(s) in all); "
+                + ("use a smaller length or None." if length is not None else "drop those samples.")
+            )
+
+
 def estimate_store(
     store_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -103,6 +127,8 @@ def estimate_store(
     n_permutations: int = 100,
     level: float = 0.95,
     seed: int = 0,
+    per_sample_clusters: int = 10,
+    length: int | None = None,
     progress: bool = True,
 ) -> Any:
     """Estimate the PID atoms of every stored layer and save ``results.json``/``results.csv``.
@@ -118,6 +144,14 @@ def estimate_store(
     out_dir : where the results go.
     layers : the layers to estimate (default: all stored layers).
     clusters, n_bootstrap, n_permutations, level, seed : passed to :func:`mmpid.estimate`.
+    per_sample_clusters, length : a ``tokens`` store only: the clusters per token set and the
+        common length of the per-sample protocol (``estimate(..., protocol="per-sample")``;
+        10 clusters as the paper, length None = each example's shortest set).
+
+    A ``tokens`` store (``protocol="tokens"`` at extraction) gets two estimates per layer on
+    the same examples: the pooled one, on the input-fusion variables pooled from its token
+    sets (``results.json``), and the paper's per-sample one with its noise floor
+    (``per_sample/results.json``; ``config["per_sample"]`` names it).
 
     Returns
     -------
@@ -126,10 +160,46 @@ def estimate_store(
     options = EstimateOptions(
         clusters=clusters, n_bootstrap=n_bootstrap, n_permutations=n_permutations, level=level, seed=seed
     )
+    per_sample = per_sample_options(
+        clusters=per_sample_clusters, length=length, n_bootstrap=n_bootstrap, level=level, seed=seed
+    )
     return _estimate_store(
         store_dir, check_out_dir(out_dir, "out_dir"), layers=check_layers(layers), options=options,
-        progress=progress,
+        per_sample=per_sample, progress=progress,
     )
+
+
+#: The per-sample options' defaults: given otherwise for a store without token sets, an error.
+_PER_SAMPLE_DEFAULTS = {"per_sample_clusters": 10, "length": None}
+
+
+def per_sample_options(
+    *, clusters: int, length: int | None, n_bootstrap: int, level: float, seed: int
+) -> EstimateOptions:
+    """The per-sample protocol's options for a tokens store (validated; OptionError names the flag)."""
+    if isinstance(clusters, bool) or not isinstance(clusters, int) or clusters < 1:
+        raise OptionError("per_sample_clusters", clusters, "an int >= 1 (the paper uses 10)")
+    return EstimateOptions(
+        protocol="per-sample", clusters=clusters, length=length, n_bootstrap=n_bootstrap, level=level,
+        seed=seed,
+    )
+
+
+def _check_per_sample_applies(protocol: str, per_sample: EstimateOptions) -> None:
+    """Refuse per-sample options for a protocol without token sets (they would be ignored)."""
+    if protocol == "tokens":
+        return
+    given = {"per_sample_clusters": per_sample.clusters, "length": per_sample.length}
+    for name, value in given.items():
+        if value != _PER_SAMPLE_DEFAULTS[name]:
+            raise OptionError(
+                name, value, f"left at its default ({_PER_SAMPLE_DEFAULTS[name]!r}) with protocol={protocol!r}",
+                hint="The per-sample protocol needs token sets: extract with protocol='tokens'.",
+            )
+
+
+#: Where the per-sample results of a tokens store go, under the estimate's output folder.
+PER_SAMPLE_DIR = "per_sample"
 
 
 def _estimate_store(
@@ -138,15 +208,49 @@ def _estimate_store(
     *,
     layers: list[int] | None,
     options: EstimateOptions,
+    per_sample: EstimateOptions | None = None,
     progress: bool,
 ) -> Any:
     """`estimate_store` with validated options."""
-    from tqdm.auto import tqdm
-
-    from mmpid.report.results import LayerResults
     from mmpid.store import FeatureStore
 
     store = FeatureStore.open(store_dir)
+    if per_sample is not None:
+        _check_per_sample_applies(store.protocol, per_sample)
+    if store.protocol == "tokens":
+        _check_lengths(store, None if per_sample is None else per_sample.length)
+    results = _estimate_layers(store, store_dir, out, layers=layers, options=options, progress=progress)
+    if store.protocol == "tokens":
+        ps_options = per_sample if per_sample is not None else per_sample_options(
+            clusters=10, length=None, n_bootstrap=options.n_bootstrap, level=options.level, seed=options.seed
+        )
+        _estimate_layers(
+            store, store_dir, out / PER_SAMPLE_DIR, layers=layers, options=ps_options, progress=progress,
+            cache=out / "layers",
+        )
+        results = type(results)(
+            {**results.config, "per_sample": f"{PER_SAMPLE_DIR}/results.json"},
+            results.layers, results.warnings, results.records, mmpid_version=results.mmpid_version,
+        )
+        results.save(out)
+    return results
+
+
+def _estimate_layers(
+    store: Any,
+    store_dir: str | os.PathLike[str],
+    out: Path,
+    *,
+    layers: list[int] | None,
+    options: EstimateOptions,
+    progress: bool,
+    cache: Path | None = None,
+) -> Any:
+    """Estimate each chosen layer of an open store with one set of options (cached per layer)."""
+    from tqdm.auto import tqdm
+
+    from mmpid.report.results import LayerResults
+
     chosen = list(store.layers) if layers is None else list(layers)
     unknown = sorted(set(chosen) - set(store.layers))
     if unknown:
@@ -163,12 +267,14 @@ def _estimate_store(
             "store": manifest.get("config_hash", manifest),
         }
     )
-    cache = out / "layers"
+    cache = out / "layers" if cache is None else cache
     cache.mkdir(parents=True, exist_ok=True)
+    prefix = "layer_per_sample" if options.protocol == "per-sample" else "layer"
+    desc = "estimate (per-sample)" if options.protocol == "per-sample" else "estimate"
 
     estimates: dict[int, _CachedEstimate] = {}
-    for layer in tqdm(chosen, desc="estimate", unit="layer", disable=not progress):
-        path = cache / f"layer_{layer:03d}.json"
+    for layer in tqdm(chosen, desc=desc, unit="layer", disable=not progress):
+        path = cache / f"{prefix}_{layer:03d}.json"
         if path.exists():
             saved = json.loads(path.read_text())
             if saved.get("key") == key:
@@ -206,6 +312,9 @@ def _estimate_store(
         "cluster_rule": options.clusters_json(),
         "store": str(Path(store_dir)),
     }
+    if options.protocol == "per-sample":
+        del config["n_permutations"]
+        config.update(estimate_protocol="per-sample", length=options.length, n_shuffles=options.n_shuffles)
     if all(e.clusters == first.clusters for e in estimates.values()):
         config["clusters"] = first.clusters  # else from_estimates records clusters_by_layer
     results = LayerResults.from_estimates(estimates, config)
@@ -295,12 +404,16 @@ def analyze(
     n_permutations: int = 100,
     level: float = 0.95,
     seed: int = 0,
+    per_sample_clusters: int = 10,
+    length: int | None = None,
     progress: bool = True,
 ) -> AnalysisPaths:
     """Extract representations, estimate the PID of every layer, and render the report.
 
     Writes ``out_dir/store`` (the feature store), ``out_dir/results.json``/``.csv`` and
     ``out_dir/report.html`` (with PNGs). Each stage resumes from what an earlier run finished.
+    With ``protocol="tokens"`` every layer gets the pooled and the paper's per-sample estimate
+    (``per_sample_clusters``, ``length``; see :func:`estimate_store`), shown side by side.
     """
     from mmpid.report import render_report
 
@@ -313,6 +426,10 @@ def analyze(
     estimate_options = EstimateOptions(
         clusters=clusters, n_bootstrap=n_bootstrap, n_permutations=n_permutations, level=level, seed=seed
     )
+    per_sample = per_sample_options(
+        clusters=per_sample_clusters, length=length, n_bootstrap=n_bootstrap, level=level, seed=seed
+    )
+    _check_per_sample_applies(extract_options.protocol, per_sample)
     layers = check_layers(layers)
     out = check_out_dir(out_dir, "out_dir")
     adapter, data = _load(resolve_model(model), extract_options)
@@ -326,8 +443,14 @@ def analyze(
     out.mkdir(parents=True, exist_ok=True)
     store_dir = out / "store"
     _extract(adapter, data, store_dir, extract_options, progress=progress)
-    results = _estimate_store(store_dir, out, layers=layers, options=estimate_options, progress=progress)
-    report = render_report(results, out, title=f"mmpid: {model} on {dataset}")
+    results = _estimate_store(
+        store_dir, out, layers=layers, options=estimate_options, per_sample=per_sample, progress=progress
+    )
+    from mmpid.report.per_sample import load_per_sample
+
+    report = render_report(
+        results, out, title=f"mmpid: {model} on {dataset}", per_sample=load_per_sample(results, out)
+    )
     return AnalysisPaths(
         out_dir=out,
         store=store_dir,

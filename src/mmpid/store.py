@@ -10,7 +10,14 @@ skipped ones). Input-fusion shards hold ``x_image``, ``x_text`` (N, d) and
 ``y.{l}`` (N, d) for every layer l; span shards hold ``x_image.{l}``,
 ``x_text.{l}`` (N, d) and ``y`` (N,) int. Both hold ``label`` (the ground-truth
 answer's index in the answer set, -1 if absent) and ``prediction`` (the model's
-answer index). A shard is finished once the manifest lists it; shard files and
+answer index).
+
+Tokens shards (the per-sample protocol's unpooled token sets) are ragged: ``x_image.tokens``
+and ``x_text.tokens`` hold every example's token rows one after the other, (sum T_i, d), with
+the per-example row counts in ``x_image.count`` and ``x_text.count`` (N,); ``y.{l}.tokens``
+holds the hidden states of every prompt position at layer l, with ``y.count`` (N,) (each
+example's last row is its answer position). A ragged array ``NAME.tokens`` must have as many
+rows as its ``NAME.count`` sums to (``y.count`` for every ``y.{l}.tokens``). A shard is finished once the manifest lists it; shard files and
 the manifest are written atomically (temporary file + rename), so an interrupted
 run resumes from the last finished shard.
 """
@@ -35,6 +42,24 @@ __all__ = ["FORMAT_VERSION", "FeatureStore", "config_hash"]
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SHARDS = "shards"
+
+
+def _count_key(key: str) -> str:
+    """The counts array of a ragged array: ``x_image.tokens`` -> ``x_image.count``,
+    ``y.3.tokens`` -> ``y.count``."""
+    return key.split(".", 1)[0] + ".count"
+
+
+def _pool_ragged(tokens: np.ndarray, counts: np.ndarray, how: str) -> np.ndarray:
+    """Pool each example's rows of a ragged array: (sum T_i, d) -> (N, d), float32."""
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    if how == "last":
+        return tokens[ends - 1]
+    if how == "max":
+        return np.maximum.reduceat(tokens, starts, axis=0)
+    sums = np.add.reduceat(tokens.astype(np.float64), starts, axis=0)
+    return (sums / counts[:, None]).astype(np.float32)
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -187,7 +212,15 @@ class FeatureStore:
 
         n = len(sample_ids)
         for k, v in arrays.items():
-            if v.shape[0] != n:
+            if k.endswith(".tokens"):
+                count = _count_key(k)
+                if count not in arrays or int(arrays[count].sum()) != v.shape[0]:
+                    total = int(arrays[count].sum()) if count in arrays else None
+                    raise StoreError(
+                        f"Shard {index}: ragged array {k!r} has {v.shape[0]} rows but {count!r} "
+                        f"sums to {total}."
+                    )
+            elif v.shape[0] != n:
                 raise StoreError(f"Shard {index}: array {k!r} has {v.shape[0]} rows for {n} samples.")
         name = f"shard-{index:05d}.safetensors"
         if n:
@@ -278,7 +311,11 @@ class FeatureStore:
         -------
         x_image : ndarray, shape (N, d), float32
         x_text : ndarray, shape (N, d), float32
-        y : ndarray, shape (N, d) float32 (input-fusion) or (N,) int64 (span)
+        y : ndarray, shape (N, d) float32 (input-fusion, tokens) or (N,) int64 (span)
+
+        A tokens store gives the input-fusion variables pooled from its token sets (with the
+        store's pooling): the image tokens and the question's embeddings pooled, and Y(l) the
+        hidden state at the answer position (each example's last prompt position).
         """
         if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
             raise InputError(f"The 'layer' parameter must be an int in [0, {self.n_layers - 1}]. Got {layer!r}.")
@@ -286,9 +323,82 @@ class FeatureStore:
         if not -L <= layer < L:
             raise InputError(f"The 'layer' parameter must be in [0, {L - 1}] (or negative from the end). Got {layer}.")
         layer = int(layer) % L
+        if self.protocol == "tokens":
+            pooling = str(self._manifest["config"].get("pooling", "mean"))
+            x_image = _pool_ragged(*self._ragged("x_image.tokens", "x_image.count"), pooling)
+            x_text = _pool_ragged(*self._ragged("x_text.tokens", "x_text.count"), pooling)
+            tokens, counts = self._ragged(f"y.{layer}.tokens", "y.count")
+            return x_image, x_text, tokens[np.cumsum(counts) - 1]
         if self.protocol == "span":
             return self._column(f"x_image.{layer}"), self._column(f"x_text.{layer}"), self._column("y").astype(np.int64)
         return self._column("x_image"), self._column("x_text"), self._column(f"y.{layer}")
+
+    def _ragged(self, key: str, count_key: str) -> tuple[np.ndarray, np.ndarray]:
+        tokens, counts = self._column(key), self._column(count_key).astype(np.int64)
+        if int(counts.sum()) != tokens.shape[0] or (counts < 1).any():
+            raise StoreError(
+                f"The store {str(self.path)!r}: {key!r} has {tokens.shape[0]} rows but {count_key!r} "
+                f"sums to {int(counts.sum())}; the store is corrupt."
+            )
+        return tokens, counts
+
+    def load_tokens(self, layer: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """The token sets of one layer of a ``tokens`` store (the per-sample protocol's input).
+
+        Parameters
+        ----------
+        layer : int
+            0..L (``store.layers``); negative values count from the end.
+
+        Returns
+        -------
+        x_image : list of N float32 arrays, shape (T_image_i, d): the image tokens as they enter
+            the language model.
+        x_text : list of N float32 arrays, shape (T_text_i, d): the question's input embeddings.
+        y : list of N float32 arrays, shape (T_i, d): the hidden states of every prompt position
+            at ``layer`` (the answer position last).
+
+        The arrays are views into one block per variable, in the order of ``sample_ids``.
+        """
+        if self.protocol != "tokens":
+            raise StoreError(
+                f"The store {str(self.path)!r} holds pooled features (protocol {self.protocol!r}), not "
+                "token sets; extract with protocol='tokens' (--protocol tokens) for the per-sample protocol."
+            )
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+            raise InputError(f"The 'layer' parameter must be an int in [0, {self.n_layers - 1}]. Got {layer!r}.")
+        L = self.n_layers
+        if not -L <= layer < L:
+            raise InputError(f"The 'layer' parameter must be in [0, {L - 1}] (or negative from the end). Got {layer}.")
+        layer = int(layer) % L
+        out = []
+        for key, count in (("x_image.tokens", "x_image.count"), ("x_text.tokens", "x_text.count"),
+                           (f"y.{layer}.tokens", "y.count")):
+            tokens, counts = self._ragged(key, count)
+            out.append(np.split(tokens, np.cumsum(counts)[:-1]))
+        return out[0], out[1], out[2]
+
+    def token_counts(self, name: str) -> np.ndarray:
+        """Tokens per example of one token set of a ``tokens`` store, shape (N,) int64.
+
+        ``name`` is ``"x_image"``, ``"x_text"`` or ``"y"`` (every layer's Y has the same count).
+        """
+        if name not in ("x_image", "x_text", "y"):
+            raise InputError(f"'name' must be one of ['x_image', 'x_text', 'y']; got {name!r}.")
+        if self.protocol != "tokens":
+            raise StoreError(
+                f"The store {str(self.path)!r} holds pooled features (protocol {self.protocol!r}), not token sets."
+            )
+        return self._column(f"{name}.count").astype(np.int64)
+
+    def bytes_per_sample(self) -> float:
+        """The shards' size on disk divided by the samples stored, in bytes."""
+        total = sum(
+            (self.path / SHARDS / s["file"]).stat().st_size
+            for s in self._manifest["shards"]
+            if s["n"] and (self.path / SHARDS / s["file"]).is_file()
+        )
+        return total / max(1, self.n_samples)
 
     def labels(self) -> np.ndarray:
         """Ground-truth answer indices, shape (N,), -1 where the answer is not in the answer set."""

@@ -26,11 +26,11 @@ from mmpid.errors import EstimateWarning, InputError, SampleSizeError
 from mmpid.estimate.bootstrap import interval
 from mmpid.estimate.contribution import contribution_image
 from mmpid.estimate.convergence import convergence_note
-from mmpid.estimate.discretise import kmeans_labels, n_distinct_rows, reduce, single_thread
+from mmpid.estimate.discretise import n_distinct_rows, single_thread
 from mmpid.estimate.result import BIT_ATOMS, AtomEstimate, Estimate
 from mmpid.estimate.solve import solve_tables
 
-__all__ = ["estimate_per_sample", "token_sets"]
+__all__ = ["estimate_per_sample", "small_kmeans", "token_sets"]
 
 _VARS = ("x_image", "x_text", "y")
 
@@ -95,15 +95,82 @@ class _SetLabels:
         if key not in self.cache:
             tokens = self.sets[_VARS[var]][i]
             if tokens.shape[0] > length:
-                from sklearn.cluster import KMeans
-
-                km = KMeans(n_clusters=length, n_init=1, random_state=self._state(0, *key))
-                tokens = km.fit(tokens).cluster_centers_
+                tokens, _ = small_kmeans(tokens, length, seed=self._state(0, *key))
+            if self.clusters >= tokens.shape[0] and n_distinct_rows(tokens) == tokens.shape[0]:
+                # as many clusters as distinct points: each point is its own cluster (k-means++
+                # seeds every point), so the labels, by first appearance, are 0..L-1
+                self.cache[key] = np.arange(tokens.shape[0], dtype=np.int64)
+                return self.cache[key]
             nc = None if self.n_components is None else min(self.n_components, length - 1)
-            z, _, _ = reduce(tokens, normalize=self.normalize, n_components=nc, seed=self._state(1, *key))
+            z = _reduce(tokens, normalize=self.normalize, n_components=nc)
             k = min(self.clusters, n_distinct_rows(z))
-            self.cache[key] = kmeans_labels(z, k, seed=self._state(2, *key), n_init=1)
+            _, raw = small_kmeans(z, k, seed=self._state(2, *key))
+            _, first = np.unique(raw, return_index=True)  # relabel by first appearance
+            remap = np.empty(int(raw.max()) + 1, dtype=np.int64)
+            remap[raw[np.sort(first)]] = np.arange(first.size)
+            self.cache[key] = remap[raw]
         return self.cache[key]
+
+
+def _reduce(x: np.ndarray, *, normalize: bool, n_components: int | None) -> np.ndarray:
+    """Row L2-normalisation and a full-SVD PCA (the few rows of one token set need no more)."""
+    z = x
+    if normalize and x.shape[1] >= 2:
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        z = x / np.where(norms > 0, norms, 1.0)
+    if n_components is None or n_components >= z.shape[1] or z.shape[0] <= n_components:
+        return z
+    centred = z - z.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:n_components].T
+
+
+#: Lloyd iterations of :func:`small_kmeans` at most (it stops when the labels stop changing).
+_MAX_ITER = 300
+
+
+def small_kmeans(x: np.ndarray, k: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """k-means of a few points (one token set): k-means++ seeding, then Lloyd to convergence.
+
+    A plain numpy twin of scikit-learn's ``KMeans(n_init=1)`` for sets of tens of points,
+    where scikit-learn's per-call overhead (threads, validation) is 10-100x the arithmetic.
+
+    Parameters
+    ----------
+    x : (T, d) float points, T >= k >= 1.
+    k : clusters.
+    seed : seeds the k-means++ draws.
+
+    Returns
+    -------
+    centres : (k, d) float64, in seeding order; labels : (T,) int64 in 0..k-1.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    t = x.shape[0]
+    sq = np.einsum("ij,ij->i", x, x)
+    centres = np.empty((k, x.shape[1]))
+    first = int(rng.integers(t))
+    centres[0] = x[first]
+    d2 = np.maximum(sq - 2 * x @ x[first] + sq[first], 0.0)
+    for c in range(1, k):
+        total = d2.sum()
+        pick = int(rng.choice(t, p=d2 / total)) if total > 0 else int(rng.integers(t))
+        centres[c] = x[pick]
+        d2 = np.minimum(d2, np.maximum(sq - 2 * x @ x[pick] + sq[pick], 0.0))
+    labels = np.full(t, -1, dtype=np.int64)
+    for _ in range(_MAX_ITER):
+        dist = sq[:, None] - 2 * x @ centres.T + np.einsum("ij,ij->i", centres, centres)[None, :]
+        new = np.argmin(dist, axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        counts = np.bincount(labels, minlength=k)
+        sums = np.zeros_like(centres)
+        np.add.at(sums, labels, x)
+        filled = counts > 0
+        centres[filled] = sums[filled] / counts[filled, None]
+    return centres, labels
 
 
 def estimate_per_sample(

@@ -71,6 +71,7 @@ __all__ = [
     "Activations",
     "Adapter",
     "Encoded",
+    "TokenActivations",
     "resolve_device",
     "resolve_dtype",
 ]
@@ -144,6 +145,30 @@ class Activations:
 
     def to_dict(self) -> dict[str, Any]:
         return {"image": self.image, "text": self.text, "answer": self.answer, "logits": self.logits}
+
+
+@dataclass(frozen=True)
+class TokenActivations:
+    """Unpooled token sets of one batch (the ``tokens`` protocol), float32 numpy, on the CPU.
+
+    Attributes
+    ----------
+    image : list of B arrays, shape (T_image_b, d)
+        The image tokens as they enter the language model (hidden state 0 at the image-token
+        positions, in sequence order, all tiles and images).
+    text : list of B arrays, shape (T_text_b, d)
+        The question's input embeddings (hidden state 0 at the question-token positions).
+    hidden : list of B arrays, shape (n_layers, T_b, d)
+        Every hidden state of every prompt position (no padding): exactly
+        ``output_hidden_states`` of the forward pass, row ``T_b - 1`` the answer position.
+    logits : ndarray, shape (B, V) or None
+        Next-token logits at the answer position.
+    """
+
+    image: list[np.ndarray]
+    text: list[np.ndarray]
+    hidden: list[np.ndarray]
+    logits: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------- helpers
@@ -306,6 +331,18 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def run(self, encoded: Encoded, *, pooling: str = "mean") -> Activations:
         """One forward pass; pooled activations of every layer."""
+
+    def run_tokens(self, encoded: Encoded) -> TokenActivations:
+        """One forward pass; the unpooled token sets of the ``tokens`` protocol.
+
+        Implemented by decoder VLMs (:class:`~mmpid.models.decoder.DecoderAdapter`), whose image
+        tokens, question tokens and hidden states share one sequence.
+        """
+        raise ModelFamilyError(
+            f"protocol='tokens' needs a decoder VLM whose image and question tokens share one "
+            f"sequence; the {self.family or type(self).__name__} adapter does not store token sets. "
+            "Use protocol='input-fusion' or 'span'."
+        )
 
     def answer_continuation(self, prompt: str, answer: str) -> list[int]:
         """Token ids of ``answer`` as the model would write it right after ``prompt``."""

@@ -22,7 +22,7 @@ from torch import nn
 
 from mmpid.errors import InputError, ModelFamilyError
 from mmpid.extract_options import POOLINGS
-from mmpid.models.base import Activations, Adapter, Encoded
+from mmpid.models.base import Activations, Adapter, Encoded, TokenActivations
 from mmpid.models.hooks import capture_layers, pool, pool_weights
 from mmpid.models.spans import SpanFinder
 
@@ -316,3 +316,40 @@ class DecoderAdapter(Adapter):
         logits = self.answer_logits(last_full[-1]).float()
         allp = torch.stack(pooled).cpu().numpy().astype(np.float32, copy=False)  # type: ignore[arg-type]
         return Activations(image=allp[:, :, 0], text=allp[:, :, 1], answer=allp[:, :, 2], logits=logits.cpu().numpy())
+
+    @torch.inference_mode()
+    def run_tokens(self, encoded: Encoded) -> TokenActivations:
+        """One forward pass; the image tokens and question embeddings (hidden state 0 at their
+        positions) and every layer's hidden states over every prompt position, per example."""
+        spans = torch.stack((encoded.image_mask, encoded.text_mask)).any(-1).all(-1).tolist()
+        for name, ok in zip(("image", "question"), spans):
+            if not ok:
+                raise InputError(f"Some examples in the batch have no {name} tokens; a token set would be empty.")
+        points = self._capture_points
+        if points is None:
+            points = self._capture_points = self.capture_points()
+        n = len(points)
+        captured: list[torch.Tensor | None] = [None] * n
+
+        def reduce(i: int, h: torch.Tensor) -> None:
+            captured[i] = h.float().cpu()
+
+        with capture_layers(points, reduce):
+            self.backbone()(**self.forward_kwargs(encoded))
+        if any(v is None for v in captured):
+            missing = [i for i, v in enumerate(captured) if v is None]
+            raise ModelFamilyError(f"Layers {missing} of {type(self.model).__name__} were not captured.")
+        stack = torch.stack(captured)  # type: ignore[arg-type]  # (n_layers, B, T, d)
+        rows = torch.arange(encoded.batch_size)
+        answer = encoded.answer_index.cpu()
+        logits = self.answer_logits(stack[-1][rows, answer].to(self.device)).float().cpu().numpy()
+        hidden = stack.numpy()
+        image_mask = encoded.image_mask.cpu().numpy()
+        text_mask = encoded.text_mask.cpu().numpy()
+        lengths = encoded.lengths
+        return TokenActivations(
+            image=[np.ascontiguousarray(hidden[0, b, image_mask[b]]) for b in range(encoded.batch_size)],
+            text=[np.ascontiguousarray(hidden[0, b, text_mask[b]]) for b in range(encoded.batch_size)],
+            hidden=[np.ascontiguousarray(hidden[:, b, : int(lengths[b])]) for b in range(encoded.batch_size)],
+            logits=logits,
+        )

@@ -214,7 +214,11 @@ def _img(fig: Figure) -> str:
 
 
 def build_html(
-    results: LayerResults, figures: Sequence[Figure], *, title: str | None = None
+    results: LayerResults,
+    figures: Sequence[Figure],
+    *,
+    title: str | None = None,
+    per_sample: LayerResults | None = None,
 ) -> str:
     """The report page as one HTML string with every figure embedded.
 
@@ -223,8 +227,16 @@ def build_html(
     results : the results to show.
     figures : the figures, in page order.
     title : the page title (default: from the model and dataset in the configuration).
+    per_sample : the paper's per-sample estimate of the same layers (a tokens store), shown in
+        its own section beside the pooled one.
     """
     title = default_title(results) if title is None else title
+    if per_sample is not None:
+        from mmpid.report.per_sample import section_html
+
+        per_sample_html = section_html(results, per_sample) + "\n"
+    else:
+        per_sample_html = ""
     csv = base64.b64encode(results.to_frame().to_csv(index=False, na_rep="").encode()).decode()
     single = len(results.layers) == 1
     figures_html = "\n".join(_img(f) for f in figures)
@@ -256,7 +268,7 @@ interval contains 0.
 <details><summary>All records: plug-in, null mean, corrected and interval of every atom</summary>
 {records_table_html(results)}
 </details>
-<h2>Warnings</h2>
+{per_sample_html}<h2>Warnings</h2>
 {_warnings_html(results)}
 <h2>Configuration</h2>
 {config_table_html(results.config)}

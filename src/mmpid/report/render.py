@@ -18,24 +18,29 @@ REPORT_HTML = "report.html"
 ATOMS_PNG = "atoms_by_layer.png"
 CONTRIBUTION_PNG = "contribution_by_layer.png"
 LAST_LAYER_PNG = "last_layer_atoms.png"
+PER_SAMPLE_PNG = "per_sample_by_layer.png"
 
 
 @dataclass(frozen=True)
 class ReportPaths:
     """Where :func:`render_report` wrote the report.
 
-    ``atoms_by_layer`` and ``contribution`` are None for a single-layer result (no curves).
+    ``atoms_by_layer`` and ``contribution`` are None for a single-layer result (no curves);
+    ``per_sample`` is None unless the per-sample protocol's results were shown.
     """
 
     html: Path
     last_layer: Path
     atoms_by_layer: Path | None = None
     contribution: Path | None = None
+    per_sample: Path | None = None
 
     @property
     def pngs(self) -> tuple[Path, ...]:
         """Every PNG written, in page order."""
-        return tuple(p for p in (self.atoms_by_layer, self.contribution, self.last_layer) if p)
+        return tuple(
+            p for p in (self.atoms_by_layer, self.contribution, self.last_layer, self.per_sample) if p
+        )
 
     def to_dict(self) -> dict[str, str | None]:
         return {k: None if v is None else str(v) for k, v in self.__dict__.items()}
@@ -46,6 +51,7 @@ def render_report(
     out_dir: str | os.PathLike[str],
     *,
     title: str | None = None,
+    per_sample: LayerResults | None = None,
 ) -> ReportPaths:
     """Render results as ``out_dir/report.html`` (self-contained) plus the PNGs beside it.
 
@@ -60,13 +66,21 @@ def render_report(
     results : a :class:`LayerResults`, or the path of ``results.json`` / the folder holding it.
     out_dir : the folder to write into (created if needed).
     title : the page title (default: ``mmpid: MODEL on DATASET`` from the configuration).
+    per_sample : the paper's per-sample estimate of the same layers (from a tokens store), shown
+        beside the pooled one in a table and ``per_sample_by_layer.png``. When ``results`` is a
+        path and this is None, the per-sample results its configuration names are read too.
 
     Returns
     -------
     ReportPaths with the paths of the HTML file and of each PNG.
     """
     if isinstance(results, (str, os.PathLike)):
-        results = load(results)
+        path = Path(results)
+        results = load(path)
+        if per_sample is None:
+            from mmpid.report.per_sample import load_per_sample
+
+            per_sample = load_per_sample(results, path if path.is_dir() else path.parent)
     elif not isinstance(results, LayerResults):
         raise InputError(
             "'results' must be a LayerResults or the path of a results.json file or folder; "
@@ -74,12 +88,16 @@ def render_report(
         )
     if title is not None and not isinstance(title, str):
         raise InputError(f"'title' must be a string or None; got {type(title).__name__}.")
+    if per_sample is not None and not isinstance(per_sample, LayerResults):
+        raise InputError(f"'per_sample' must be a LayerResults or None; got {type(per_sample).__name__}.")
     out = check_out_dir(out_dir, "out_dir")
     out.mkdir(parents=True, exist_ok=True)
-    return _render_report(results, out, title=title)
+    return _render_report(results, out, title=title, per_sample=per_sample)
 
 
-def _render_report(results: LayerResults, out: Path, *, title: str | None) -> ReportPaths:
+def _render_report(
+    results: LayerResults, out: Path, *, title: str | None, per_sample: LayerResults | None = None
+) -> ReportPaths:
     from mmpid.report import plots
 
     level = level_text(results)
@@ -116,15 +134,31 @@ def _render_report(results: LayerResults, out: Path, *, title: str | None) -> Re
             _png(plots.last_layer_atoms(results)),
         )
     )
+    if per_sample is not None:
+        from mmpid.report.per_sample import per_sample_by_layer
+
+        figures.append(
+            Figure(
+                PER_SAMPLE_PNG,
+                "The paper's per-sample protocol beside the pooled estimate, per layer, in bits. "
+                "Coloured: pooled corrected value with its band; black squares: the per-sample "
+                "plug-in (the paper's figure); dashed grey: its noise floor (targets shuffled "
+                "across examples); dotted: plug-in minus floor, with its band.",
+                _png(per_sample_by_layer(results, per_sample)),
+            )
+        )
+    else:
+        (out / PER_SAMPLE_PNG).unlink(missing_ok=True)
     for fig in figures:
         (out / fig.name).write_bytes(fig.png)
     html_path = out / REPORT_HTML
-    write_text_atomic(html_path, build_html(results, figures, title=title))
+    write_text_atomic(html_path, build_html(results, figures, title=title, per_sample=per_sample))
     return ReportPaths(
         html=html_path,
         last_layer=out / LAST_LAYER_PNG,
         atoms_by_layer=out / ATOMS_PNG if multi else None,
         contribution=out / CONTRIBUTION_PNG if multi else None,
+        per_sample=out / PER_SAMPLE_PNG if per_sample is not None else None,
     )
 
 
