@@ -55,6 +55,12 @@ Permutations = Annotated[int, typer.Option("--permutations", help="Permutations 
 Level = Annotated[float, typer.Option(help="Confidence level of the intervals.")]
 Seed = Annotated[int, typer.Option(help="Random seed (sampling, clustering, resampling).")]
 Layers = Annotated[str | None, typer.Option(help="Comma-separated layers to estimate (default: all).")]
+Engine = Annotated[str, typer.Option(help="local (this process) or ray (a Ray cluster; pip install 'mmpid[ray]').")]
+Address = Annotated[
+    str | None, typer.Option(help="Ray cluster to join, e.g. auto (default: start a private local one).")
+]
+Workers = Annotated[int | None, typer.Option(help="Ray workers (default: what the cluster allows).")]
+GpusPerWorker = Annotated[float, typer.Option(help="GPUs per Ray extraction worker (0: CPU only).")]
 
 
 #: Exit codes: a usage error (bad flag value, missing file argument), a failure, Ctrl-C.
@@ -175,6 +181,10 @@ def extract(
     device: Device = "auto",
     dtype: DType = None,
     seed: Seed = 0,
+    engine: Engine = "local",
+    address: Address = None,
+    workers: Workers = None,
+    gpus_per_worker: GpusPerWorker = 0.0,
 ) -> None:
     """Run the model over the dataset and write pooled per-layer features to a store (resumable)."""
     from mmpid.pipeline import extract_features
@@ -193,6 +203,10 @@ def extract(
         batch_size=batch_size,
         device=device,
         dtype=dtype,
+        engine=engine,
+        address=address,
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
     )
     console.print(f"feature store: [bold]{out}[/] ({len(store.layers)} layers)")
 
@@ -208,6 +222,10 @@ def estimate(
     permutations: Permutations = 100,
     level: Level = 0.95,
     seed: Seed = 0,
+    engine: Engine = "local",
+    address: Address = None,
+    workers: Workers = None,
+    gpus_per_worker: GpusPerWorker = 0.0,
 ) -> None:
     """Estimate the PID atoms of every stored layer; write results.json and results.csv."""
     from mmpid.pipeline import estimate_store
@@ -221,6 +239,10 @@ def estimate(
         n_permutations=permutations,
         level=level,
         seed=seed,
+        engine=engine,
+        address=address,
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
     )
     console.print(f"results: [bold]{out / 'results.json'}[/] and results.csv")
 
@@ -260,6 +282,10 @@ def analyze(
     permutations: Permutations = 100,
     level: Level = 0.95,
     seed: Seed = 0,
+    engine: Engine = "local",
+    address: Address = None,
+    workers: Workers = None,
+    gpus_per_worker: GpusPerWorker = 0.0,
 ) -> None:
     """Extract + estimate + report in one command."""
     from mmpid.pipeline import analyze as run_analyze
@@ -284,6 +310,10 @@ def analyze(
         n_permutations=permutations,
         level=level,
         seed=seed,
+        engine=engine,
+        address=address,
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
     )
     console.print(f"report: [bold]{paths.report_html}[/]")
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from mmpid.engine import EngineOptions
 from mmpid.errors import EstimateWarning, OptionError
 from mmpid.estimate.options import EstimateOptions
 from mmpid.extract_options import ExtractOptions
@@ -103,6 +104,10 @@ def estimate_store(
     n_permutations: int = 100,
     level: float = 0.95,
     seed: int = 0,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float = 0.0,
     progress: bool = True,
 ) -> Any:
     """Estimate the PID atoms of every stored layer and save ``results.json``/``results.csv``.
@@ -118,6 +123,8 @@ def estimate_store(
     out_dir : where the results go.
     layers : the layers to estimate (default: all stored layers).
     clusters, n_bootstrap, n_permutations, level, seed : passed to :func:`mmpid.estimate`.
+    engine, address, workers, gpus_per_worker : where the layers are estimated (one Ray task per layer) (:class:`mmpid.engine.EngineOptions`):
+        ``"local"`` (this process) or ``"ray"`` (a Ray cluster; see :mod:`mmpid.distributed`).
 
     Returns
     -------
@@ -126,9 +133,10 @@ def estimate_store(
     options = EstimateOptions(
         clusters=clusters, n_bootstrap=n_bootstrap, n_permutations=n_permutations, level=level, seed=seed
     )
+    engine_options = EngineOptions(engine=engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker)
     return _estimate_store(
         store_dir, check_out_dir(out_dir, "out_dir"), layers=check_layers(layers), options=options,
-        progress=progress,
+        engine=engine_options, progress=progress,
     )
 
 
@@ -138,6 +146,7 @@ def _estimate_store(
     *,
     layers: list[int] | None,
     options: EstimateOptions,
+    engine: EngineOptions,
     progress: bool,
 ) -> Any:
     """`estimate_store` with validated options."""
@@ -167,7 +176,7 @@ def _estimate_store(
     cache.mkdir(parents=True, exist_ok=True)
 
     estimates: dict[int, _CachedEstimate] = {}
-    for layer in tqdm(chosen, desc="estimate", unit="layer", disable=not progress):
+    for layer in chosen:
         path = cache / f"layer_{layer:03d}.json"
         if path.exists():
             saved = json.loads(path.read_text())
@@ -179,21 +188,32 @@ def _estimate_store(
                     n=int(saved["n"]),
                     config=dict(saved["config"]),
                 )
-                continue
-        est = _estimate_layer(store, layer, options)
-        write_json_atomic(
-            path,
-            {
-                "key": key,
-                "layer": layer,
-                "records": list(est.records),
-                "warnings": list(est.warnings),
-                "clusters": est.clusters,
-                "n": est.n,
-                "config": est.config,
-            },
-        )
-        estimates[layer] = est
+    todo = [layer for layer in chosen if layer not in estimates]
+    if engine.is_ray:
+        from mmpid.distributed import estimate_layers_on_ray
+
+        computed = estimate_layers_on_ray(str(store.path), todo, options, engine)
+    else:
+        computed = ((layer, _estimate_layer(store, layer, options)) for layer in todo)
+    bar = tqdm(total=len(chosen), initial=len(chosen) - len(todo), desc="estimate", unit="layer",
+               disable=not progress)
+    with bar:
+        # the driver alone writes the cache files, as each layer finishes
+        for layer, est in computed:
+            write_json_atomic(
+                cache / f"layer_{layer:03d}.json",
+                {
+                    "key": key,
+                    "layer": layer,
+                    "records": list(est.records),
+                    "warnings": list(est.warnings),
+                    "clusters": est.clusters,
+                    "n": est.n,
+                    "config": est.config,
+                },
+            )
+            estimates[layer] = est
+            bar.update(1)
 
     first = estimates[chosen[0]]
     config = {
@@ -228,20 +248,31 @@ def extract_features(
     batch_size: int = 16,
     device: str = "auto",
     dtype: str | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float = 0.0,
     progress: bool = True,
 ) -> Any:
     """Load the model (hub id, folder or ``zoo:NAME``) and the dataset, and write a feature store.
 
     Every option is checked before the model loads, and nothing is written before the model
     and the dataset have loaded. Returns the :class:`mmpid.store.FeatureStore`; resumes an
-    unfinished one of the same configuration.
+    unfinished one of the same configuration. With ``engine="ray"`` a pool of ``workers`` Ray
+    actors (each holding ``gpus_per_worker`` GPUs) computes the shards, and the store is
+    byte-identical to the local engine's (:func:`mmpid.distributed.extract_on_ray`).
     """
     options = ExtractOptions(
         dataset=dataset, split=split, limit=limit, data_seed=data_seed, columns=columns,
         protocol=protocol, pooling=pooling, target=target, batch_size=batch_size,
         device=device, dtype=dtype,
     )
+    engine_options = EngineOptions(engine=engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker)
     store = check_out_dir(store_dir, "store_dir")
+    if engine_options.is_ray:
+        from mmpid.distributed import extract_on_ray
+
+        return extract_on_ray(resolve_model(model), store, options, engine_options, progress=progress)
     adapter, data = _load(resolve_model(model), options)
     return _extract(adapter, data, store, options, progress=progress)
 
@@ -295,15 +326,20 @@ def analyze(
     n_permutations: int = 100,
     level: float = 0.95,
     seed: int = 0,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float = 0.0,
     progress: bool = True,
 ) -> AnalysisPaths:
     """Extract representations, estimate the PID of every layer, and render the report.
 
     Writes ``out_dir/store`` (the feature store), ``out_dir/results.json``/``.csv`` and
     ``out_dir/report.html`` (with PNGs). Each stage resumes from what an earlier run finished.
+    With ``engine="ray"`` both extraction and estimation run on a Ray cluster (see
+    :func:`extract_features` and :func:`estimate_store`); the driver never loads the model, so
+    ``layers`` is checked against the store once it is written.
     """
-    from mmpid.report import render_report
-
     # every option first: a bad --level or --limit fails here, before the model loads
     extract_options = ExtractOptions(
         dataset=dataset, split=split, limit=limit, data_seed=data_seed, columns=columns,
@@ -313,8 +349,22 @@ def analyze(
     estimate_options = EstimateOptions(
         clusters=clusters, n_bootstrap=n_bootstrap, n_permutations=n_permutations, level=level, seed=seed
     )
+    engine_options = EngineOptions(engine=engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker)
     layers = check_layers(layers)
     out = check_out_dir(out_dir, "out_dir")
+    store_dir = out / "store"
+    if engine_options.is_ray:
+        from mmpid.distributed import extract_on_ray
+        from mmpid.engine import ray_session
+
+        with ray_session(engine_options):  # one cluster for both stages
+            out.mkdir(parents=True, exist_ok=True)
+            extract_on_ray(resolve_model(model), store_dir, extract_options, engine_options, progress=progress)
+            results = _estimate_store(
+                store_dir, out, layers=layers, options=estimate_options, engine=engine_options,
+                progress=progress,
+            )
+        return _report(results, out, store_dir, model, dataset)
     adapter, data = _load(resolve_model(model), extract_options)
     if layers is not None:
         unknown = sorted(v for v in layers if not 0 <= v < adapter.n_layers)
@@ -324,9 +374,16 @@ def analyze(
             )
     # nothing is written before here
     out.mkdir(parents=True, exist_ok=True)
-    store_dir = out / "store"
     _extract(adapter, data, store_dir, extract_options, progress=progress)
-    results = _estimate_store(store_dir, out, layers=layers, options=estimate_options, progress=progress)
+    results = _estimate_store(
+        store_dir, out, layers=layers, options=estimate_options, engine=engine_options, progress=progress
+    )
+    return _report(results, out, store_dir, model, dataset)
+
+
+def _report(results: Any, out: Path, store_dir: Path, model: str, dataset: str) -> AnalysisPaths:
+    from mmpid.report import render_report
+
     report = render_report(results, out, title=f"mmpid: {model} on {dataset}")
     return AnalysisPaths(
         out_dir=out,
