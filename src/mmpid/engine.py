@@ -19,6 +19,7 @@ import importlib.util
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -171,6 +172,9 @@ def _quiet_data(ray: Any) -> None:
         for handler in logging.getLogger("ray.data").handlers:
             if not isinstance(handler, logging.FileHandler) and "File" not in type(handler).__name__:
                 handler.setLevel(logging.ERROR)
-        ctx = DataContext.get_current()
+        with warnings.catch_warnings():
+            # Ray's own defaults trip its deprecation of use_push_based_shuffle (Ray 2.60): not ours to fix
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx = DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False

@@ -214,6 +214,7 @@ def _estimate_store(
             )
             estimates[layer] = est
             bar.update(1)
+    estimates = {layer: estimates[layer] for layer in chosen}  # in the order asked, however they finished
 
     first = estimates[chosen[0]]
     config = {
@@ -246,6 +247,7 @@ def extract_features(
     pooling: str = "mean",
     target: str = "prediction",
     batch_size: int = 16,
+    shard_size: int | None = None,
     device: str = "auto",
     dtype: str | None = None,
     engine: str = "local",
@@ -264,7 +266,7 @@ def extract_features(
     """
     options = ExtractOptions(
         dataset=dataset, split=split, limit=limit, data_seed=data_seed, columns=columns,
-        protocol=protocol, pooling=pooling, target=target, batch_size=batch_size,
+        protocol=protocol, pooling=pooling, target=target, batch_size=batch_size, shard_size=shard_size,
         device=device, dtype=dtype,
     )
     engine_options = EngineOptions(engine=engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker)
@@ -301,6 +303,7 @@ def _extract(adapter: Any, data: Any, store_dir: Path, options: ExtractOptions, 
         pooling=options.pooling,
         target=options.target,
         batch_size=options.batch_size,
+        shard_size=options.shard_size,
         progress=progress,
     )
 
@@ -318,6 +321,7 @@ def analyze(
     pooling: str = "mean",
     target: str = "prediction",
     batch_size: int = 16,
+    shard_size: int | None = None,
     device: str = "auto",
     dtype: str | None = None,
     layers: Sequence[int] | None = None,
@@ -343,7 +347,7 @@ def analyze(
     # every option first: a bad --level or --limit fails here, before the model loads
     extract_options = ExtractOptions(
         dataset=dataset, split=split, limit=limit, data_seed=data_seed, columns=columns,
-        protocol=protocol, pooling=pooling, target=target, batch_size=batch_size,
+        protocol=protocol, pooling=pooling, target=target, batch_size=batch_size, shard_size=shard_size,
         device=device, dtype=dtype,
     )
     estimate_options = EstimateOptions(
