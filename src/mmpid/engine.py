@@ -135,16 +135,14 @@ def ray_session(options: EngineOptions) -> Iterator[Any]:
         yield ray
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # since 2.59: no token file in ~/.ray
-    kwargs: dict[str, Any] = {
-        "include_dashboard": False,
-        "log_to_driver": False,
-        "configure_logging": True,
-        "logging_level": "ERROR",
-    }
+    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR"}
     if options.address is None:
         cpus = max(os.cpu_count() or 1, math.ceil((options.workers or 1) * options.cpus_per_worker) + 1)
         tmp = tempfile.mkdtemp(prefix="mmpid-ray-")
-        kwargs.update(address="local", num_cpus=cpus, _temp_dir=tmp, object_store_memory=256 * 2**20)
+        kwargs.update(
+            address="local", num_cpus=cpus, include_dashboard=False, _temp_dir=tmp,
+            object_store_memory=256 * 2**20,
+        )
     else:
         kwargs.update(address=options.address)
     try:
