@@ -68,7 +68,8 @@ def pinned_threads(n: int) -> Iterator[None]:
         with threadpool_limits(limits=n):
             yield
     finally:
-        for setter, value in restore:
+        # numba's OpenMP layer shares torch's pool: restore numba first, torch last
+        for setter, value in reversed(restore):
             setter(value)
 
 
