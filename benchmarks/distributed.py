@@ -13,9 +13,13 @@ shut-down are timed and reported on their own. The cluster declares one CPU more
 largest pool (Ray issue 44687: a pool that holds every CPU can starve the tasks feeding it),
 on a machine with ``os.cpu_count()`` cores. Reported: each run's seconds and samples/s, the
 overhead of the Ray engine at 1 worker (ray-1 / local - 1), the speed-up at 2 workers
-(ray-1 / ray-2), and whether the three stores are byte-identical. Usage::
+(ray-1 / ray-2), and whether the three stores are byte-identical. A thread watching each
+store's manifest also splits every run into its fixed start (until the first shard is listed:
+loading, and for Ray the model-describing task and the actors' start) and its steady rate (the
+samples of the shards listed after the first, over the time they took), so that the engine's
+cost per sample is reported apart from its cost per run. Usage::
 
-    python benchmarks/distributed.py [--n 20000] [--split train] [--batch-size 16] [--rounds 1]
+    python benchmarks/distributed.py [--n 30000] [--split train] [--batch-size 16] [--rounds 1]
 
 Writes benchmarks/results/distributed.json and benchmarks/results/distributed.md. Measured on
 CPUs only: no GPU was lent to the session that wrote it, so throughput per GPU is not measured.
@@ -45,9 +49,48 @@ def _same(a: Path, b: Path) -> bool:
     return files == other and all(filecmp.cmp(a / f, b / f, shallow=False) for f in files)
 
 
+class _Watch:
+    """Times at which the store's manifest lists its first and its last shard (polled every 20 ms)."""
+
+    def __init__(self, store: Path, n_shards: int) -> None:
+        import threading
+
+        self.store, self.n_shards, self.start = store, n_shards, time.perf_counter()
+        self.first: tuple[float, int] | None = None
+        self.last: tuple[float, int] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                shards = json.loads((self.store / "manifest.json").read_text())["shards"]
+            except (FileNotFoundError, json.JSONDecodeError, KeyError):
+                shards = []
+            if shards:
+                now = (time.perf_counter() - self.start, sum(len(s["sample_ids"]) + len(s["skipped"]) for s in shards))
+                if self.first is None:
+                    self.first = now
+                if self.last is None or now[1] > self.last[1]:
+                    self.last = now
+                if len(shards) == self.n_shards:
+                    return
+            time.sleep(0.02)
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        assert self.first is not None and self.last is not None
+        return {
+            "fixed_s": self.first[0],
+            "steady_samples_per_s": (self.last[1] - self.first[1]) / max(self.last[0] - self.first[0], 1e-9),
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20000, help="samples (default 20000)")
+    parser.add_argument("--n", type=int, default=30000, help="samples (default 30000)")
     parser.add_argument("--split", default="train")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=1, help="rounds of the three runs (median reported)")
@@ -75,16 +118,21 @@ def main() -> None:
     _quiet_data(ray)
     startup = time.perf_counter() - t0
     times: dict[str, list[float]] = {"local": [], "ray-1": [], "ray-2": []}
+    phases: dict[str, list[dict[str, float]]] = {k: [] for k in times}
+    shard_rows = args.batch_size * max(1, 256 // args.batch_size)
+    n_shards = -(-args.n // shard_rows)
     identical = True
     try:
         for r in range(args.rounds):
             for name in times:
                 out = work / f"{name}-{r}"
                 engine = {} if name == "local" else {"engine": "ray", "workers": int(name[-1])}
+                watch = _Watch(out, n_shards)
                 t = time.perf_counter()
                 extract_features("zoo:normal", out, **common, **engine)
                 times[name].append(time.perf_counter() - t)
-                print(f"round {r} {name}: {times[name][-1]:.1f} s", flush=True)
+                phases[name].append(watch.stop())
+                print(f"round {r} {name}: {times[name][-1]:.1f} s {phases[name][-1]}", flush=True)
                 if name != "local":
                     identical &= _same(work / f"local-{r}", out)
     finally:
@@ -95,6 +143,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     med = {k: statistics.median(v) for k, v in times.items()}
+    fixed = {k: statistics.median(p["fixed_s"] for p in v) for k, v in phases.items()}
+    steady = {k: statistics.median(p["steady_samples_per_s"] for p in v) for k, v in phases.items()}
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
@@ -107,6 +157,10 @@ def main() -> None:
         "samples_per_s": {k: args.n / v for k, v in med.items()},
         "overhead_1_worker": med["ray-1"] / med["local"] - 1,
         "speedup_2_workers": med["ray-1"] / med["ray-2"],
+        "fixed_s": fixed,
+        "steady_samples_per_s": steady,
+        "steady_overhead_1_worker": steady["local"] / steady["ray-1"] - 1,
+        "steady_speedup_2_workers": steady["ray-2"] / steady["ray-1"],
         "ray_startup_s": startup,
         "ray_shutdown_s": shutdown,
         "stores_identical": identical,
@@ -121,12 +175,14 @@ def main() -> None:
         f"{args.n} easy-vqa {args.split} samples, batch {args.batch_size}, {os.cpu_count()} CPU cores, "
         f"Ray {ray.__version__}, torch {torch.__version__}; median of {args.rounds} round(s); {result['date']}.",
         "",
-        "| run | seconds | samples/s |",
-        "|---|---|---|",
-        *(f"| {k} | {med[k]:.1f} | {args.n / med[k]:.0f} |" for k in med),
+        "| run | seconds, end to end | samples/s, end to end | fixed start (s) | steady samples/s |",
+        "|---|---|---|---|---|",
+        *(f"| {k} | {med[k]:.1f} | {args.n / med[k]:.0f} | {fixed[k]:.1f} | {steady[k]:.0f} |" for k in med),
         "",
-        f"- overhead of the Ray engine at 1 worker: {result['overhead_1_worker']:+.1%}",
-        f"- speed-up at 2 workers (over 1 worker): {result['speedup_2_workers']:.2f}x",
+        f"- overhead of the Ray engine at 1 worker: {result['overhead_1_worker']:+.1%} end to end, "
+        f"{result['steady_overhead_1_worker']:+.1%} per sample once running",
+        f"- speed-up at 2 workers (over 1 worker): {result['speedup_2_workers']:.2f}x end to end, "
+        f"{result['steady_speedup_2_workers']:.2f}x once running",
         f"- local cluster start-up (ray.init): {startup:.1f} s; shut-down {shutdown:.1f} s (not in the runs above)",
         f"- stores byte-identical to the local engine's: {identical}",
         "- throughput per GPU: not measured (no GPU was lent to this session)",

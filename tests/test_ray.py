@@ -63,3 +63,23 @@ def test_ray_estimation_equals_local_to_the_last_bit(cluster: Any, local_store: 
     assert (tmp_path / "local" / "results.json").read_bytes() == (tmp_path / "ray" / "results.json").read_bytes()
     assert_same_tree(tmp_path / "local" / "layers", tmp_path / "ray" / "layers")
     assert local.to_frame().equals(on_ray.to_frame())
+
+
+@pytest.mark.slow
+def test_cli_analyze_on_ray_gives_the_local_results(cluster: Any, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from mmpid.cli import app
+
+    args = ["--model", "zoo:normal", "--limit", "40", "--batch-size", "4", "--device", "cpu", "--layers", "2,3",
+            "--clusters", "3", "--bootstrap", "4", "--permutations", "4"]
+    runner = CliRunner()
+    for name, extra in (("local", []), ("ray", ["--engine", "ray", "--workers", "1"])):
+        result = runner.invoke(app, ["analyze", *args, "--out", str(tmp_path / name), *extra])
+        assert result.exit_code == 0, result.output
+    assert_same_tree(tmp_path / "local" / "store", tmp_path / "ray" / "store")
+    local, on_ray = (json.loads((tmp_path / k / "results.json").read_text()) for k in ("local", "ray"))
+    assert local["config"].pop("store") != on_ray["config"].pop("store")  # the only difference: where
+    assert local == on_ray
