@@ -87,6 +87,7 @@ def test_pinned_threads_limits_and_restores() -> None:
 
     from mmpid.distributed import pinned_threads
 
+    numba.get_num_threads()  # numba's threading layer starts on first use, and resets OpenMP's pool
     before = (torch.get_num_threads(), numba.get_num_threads())
     with pinned_threads(1):
         assert torch.get_num_threads() == 1 and numba.get_num_threads() == 1

@@ -66,7 +66,10 @@ def test_ray_estimation_equals_local_to_the_last_bit(cluster: Any, local_store: 
 
 
 @pytest.mark.slow
-def test_cli_analyze_on_ray_gives_the_local_results(cluster: Any, tmp_path: Path) -> None:
+def test_cli_analyze_on_ray_gives_the_local_results(
+    cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the command line, with relative paths (the workers work in the driver's folder)."""
     import json
 
     from typer.testing import CliRunner
@@ -76,8 +79,9 @@ def test_cli_analyze_on_ray_gives_the_local_results(cluster: Any, tmp_path: Path
     args = ["--model", "zoo:normal", "--limit", "40", "--batch-size", "4", "--device", "cpu", "--layers", "2,3",
             "--clusters", "3", "--bootstrap", "4", "--permutations", "4"]
     runner = CliRunner()
+    monkeypatch.chdir(tmp_path)
     for name, extra in (("local", []), ("ray", ["--engine", "ray", "--workers", "1"])):
-        result = runner.invoke(app, ["analyze", *args, "--out", str(tmp_path / name), *extra])
+        result = runner.invoke(app, ["analyze", *args, "--out", name, *extra])
         assert result.exit_code == 0, result.output
     assert_same_tree(tmp_path / "local" / "store", tmp_path / "ray" / "store")
     local, on_ray = (json.loads((tmp_path / k / "results.json").read_text()) for k in ("local", "ray"))

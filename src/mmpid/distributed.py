@@ -13,7 +13,9 @@ returns its manifest entry (kept ids, skipped samples with their reasons). The d
 the only writer of the manifest: it records each entry as it arrives. A run killed at
 any point (driver or worker) resumes from the shards the manifest lists, and the store is
 byte-identical to the local engine's. Every node needs the package, the model (folder or
-hub cache), the dataset, and the store folder (a shared file system).
+hub cache), the dataset, and the store folder (a shared file system). Workers run in the
+driver's working folder where it exists, so relative paths mean the same on this node; on
+other nodes give absolute paths.
 
 The model's description that the manifest records comes from one small Ray task that
 loads the model on a worker, so the driver never loads the model itself.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,12 @@ from mmpid.extract_options import ExtractOptions
 __all__ = ["estimate_layers_on_ray", "extract_on_ray"]
 
 
+def _enter(cwd: str) -> None:
+    """Work in the driver's folder, so that relative paths (model, dataset, store) mean the same."""
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
+
+
 @contextlib.contextmanager
 def pinned_threads(n: int) -> Iterator[None]:
     """Limit torch, BLAS/OpenMP (threadpoolctl) and numba to ``n`` threads inside the block."""
@@ -50,6 +59,12 @@ def pinned_threads(n: int) -> Iterator[None]:
 
     n = max(1, int(n))
     restore: list[Any] = []
+    try:
+        import numba
+
+        numba.get_num_threads()  # start numba's threading layer now: its start resets OpenMP's pool
+    except ImportError:  # pragma: no cover - numba is a dependency
+        pass
     try:
         import torch
 
@@ -68,7 +83,7 @@ def pinned_threads(n: int) -> Iterator[None]:
         with threadpool_limits(limits=n):
             yield
     finally:
-        # numba's OpenMP layer shares torch's pool: restore numba first, torch last
+        # numba's OpenMP layer can share torch's pool: restore numba first, torch last
         for setter, value in reversed(restore):
             setter(value)
 
@@ -93,10 +108,11 @@ def _load_dataset(kwargs: dict[str, Any]) -> Any:
     return load_dataset(kwargs.pop("name_or_path"), **kwargs)
 
 
-def _describe_model(model: str, device: str, dtype: str | None, threads: int) -> dict[str, Any]:
+def _describe_model(model: str, device: str, dtype: str | None, threads: int, cwd: str) -> dict[str, Any]:
     """The adapter's description, from a model loaded on a worker (a Ray task)."""
     from mmpid.models.registry import load_adapter
 
+    _enter(cwd)
     with pinned_threads(threads):
         return load_adapter(model, device=device, dtype=dtype).describe()
 
@@ -119,11 +135,13 @@ class _ShardWorker:
         store_dir: str,
         extract: dict[str, Any],
         threads: int,
+        cwd: str,
     ) -> None:
         import torch
 
         from mmpid.models.registry import load_adapter
 
+        _enter(cwd)
         # Ray sets OMP_NUM_THREADS to the actor's CPUs; torch's pool is set explicitly.
         self.threads = max(1, int(threads))
         torch.set_num_threads(self.threads)
@@ -198,7 +216,7 @@ def extract_on_ray(
         if engine.gpus_per_worker > 0:
             resources["num_gpus"] = engine.gpus_per_worker
         describe = ray.remote(_describe_model).options(**resources, max_retries=2)
-        info = ray.get(describe.remote(model, options.device, options.dtype, threads))
+        info = ray.get(describe.remote(model, options.device, options.dtype, threads, os.getcwd()))
         store, todo = open_store(
             info, data, store_dir, protocol=options.protocol, pooling=options.pooling,
             target=options.target, batch_size=options.batch_size, shard_size=options.shard_rows(),
@@ -243,6 +261,7 @@ def _run_pool(
                 "batch_size": options.batch_size,
             },
             "threads": threads,
+            "cwd": os.getcwd(),
         },
         batch_size=1,
         batch_format="numpy",
@@ -257,11 +276,12 @@ def _run_pool(
 # ---------------------------------------------------------------- estimation
 
 
-def _estimate_layer_task(store_dir: str, layer: int, options: Any, threads: int) -> Any:
+def _estimate_layer_task(store_dir: str, layer: int, options: Any, threads: int, cwd: str) -> Any:
     """One layer's estimate, on a worker, with its threads pinned to its CPU share."""
     from mmpid.pipeline import _estimate_layer
     from mmpid.store import FeatureStore
 
+    _enter(cwd)
     with pinned_threads(threads):
         return _estimate_layer(FeatureStore.open(store_dir), layer, options)
 
@@ -279,7 +299,7 @@ def estimate_layers_on_ray(
         while queue or pending:
             while queue and len(pending) < limit:
                 layer = queue.pop(0)
-                pending[task.remote(store_dir, layer, options, threads)] = layer
+                pending[task.remote(store_dir, layer, options, threads, os.getcwd())] = layer
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 yield pending.pop(ref), ray.get(ref)
