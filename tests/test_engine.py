@@ -93,3 +93,23 @@ def test_pinned_threads_limits_and_restores() -> None:
         assert torch.get_num_threads() == 1 and numba.get_num_threads() == 1
         assert all(pool["num_threads"] == 1 for pool in threadpool_info())
     assert (torch.get_num_threads(), numba.get_num_threads()) == before
+
+
+def test_worker_failures_become_mmpid_errors() -> None:
+    from mmpid.distributed import _worker_errors
+    from mmpid.engine import EngineError
+    from mmpid.errors import DatasetError
+
+    died = type("ActorDiedError", (Exception,), {"__module__": "ray.exceptions"})
+    report = "The actor died.\nTraceback (most recent call last):\n  File x\nmmpid.errors.DatasetError: differs"
+    with pytest.raises(EngineError, match=r"^Extraction failed on a Ray worker: mmpid\.errors\.DatasetError: differs \("):
+        with _worker_errors("Extraction"):
+            raise died(report)
+    carried = died("RayTaskError(DatasetError): ...")
+    carried.cause = DatasetError("no such column 'image'")  # what Ray's task errors carry
+    with pytest.raises(DatasetError, match="^no such column 'image'$"):
+        with _worker_errors("Loading the model"):
+            raise carried
+    with pytest.raises(KeyError):  # not from Ray: untouched
+        with _worker_errors("Extraction"):
+            raise KeyError("x")

@@ -4,7 +4,10 @@ Extraction
 ----------
 The driver loads the dataset (for its length, fingerprint and answer set, as the local
 engine does), creates or resumes the store, and lists the shards left as a Ray Dataset,
-one row per shard: its index and its example range ``start:stop``. ``map_batches`` runs
+one row per shard: its index and its example range ``start:stop``. (Rows are example ranges
+rather than examples so that every shard is computed in the local engine's batches, which
+decide the padding and so the last bits of the numbers, and so that the examples' images
+are read where they are used instead of travelling through the object store.) ``map_batches`` runs
 them on a pool of actors (:class:`ray.data.ActorPoolStrategy`), each of which loads the
 model and the dataset once, in ``__init__``, through the same adapter path as the local
 engine, computes a shard with :func:`mmpid.extract.compute_shard` (the same batches of
@@ -39,8 +42,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mmpid.engine import EngineOptions, ray_session
-from mmpid.errors import DatasetError
+from mmpid.engine import EngineError, EngineOptions, ray_session
+from mmpid.errors import DatasetError, MmpidError
 from mmpid.extract_options import ExtractOptions
 
 __all__ = ["estimate_layers_on_ray", "extract_on_ray"]
@@ -86,6 +89,26 @@ def pinned_threads(n: int) -> Iterator[None]:
         # numba's OpenMP layer can share torch's pool: restore numba first, torch last
         for setter, value in reversed(restore):
             setter(value)
+
+
+@contextlib.contextmanager
+def _worker_errors(what: str) -> Iterator[None]:
+    """Turn a worker's failure into mmpid's error: the worker's own MmpidError when Ray carries
+    it, else EngineError with the last line of Ray's report (not a page of remote traceback)."""
+    try:
+        yield
+    except Exception as exc:
+        if not type(exc).__module__.startswith("ray"):
+            raise
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, MmpidError):
+            raise cause from exc
+        lines = [line.strip() for line in str(exc).splitlines() if ": " in line]
+        reason = lines[-1] if lines else type(exc).__name__
+        raise EngineError(
+            f"{what} failed on a Ray worker: {reason} (its log is in the cluster's session folder, "
+            "logs/worker-*.err). Finished work is kept; run the same command again to resume."
+        ) from exc
 
 
 # ---------------------------------------------------------------- extraction
@@ -216,7 +239,8 @@ def extract_on_ray(
         if engine.gpus_per_worker > 0:
             resources["num_gpus"] = engine.gpus_per_worker
         describe = ray.remote(_describe_model).options(**resources, max_retries=2)
-        info = ray.get(describe.remote(model, options.device, options.dtype, threads, os.getcwd()))
+        with _worker_errors("Loading the model"):
+            info = ray.get(describe.remote(model, options.device, options.dtype, threads, os.getcwd()))
         store, todo = open_store(
             info, data, store_dir, protocol=options.protocol, pooling=options.pooling,
             target=options.target, batch_size=options.batch_size, shard_size=options.shard_rows(),
@@ -268,9 +292,10 @@ def _run_pool(
         compute=ActorPoolStrategy(size=_pool_size(ray, engine, len(rows))),
         **resources,  # Ray Data restarts a killed actor and retries its shard
     )
-    for row in done.iter_rows():
-        store.record_shard(json.loads(row["entry"]))
-        bar.update(int(row["rows"]))
+    with _worker_errors("Extraction"):
+        for row in done.iter_rows():
+            store.record_shard(json.loads(row["entry"]))
+            bar.update(int(row["rows"]))
 
 
 # ---------------------------------------------------------------- estimation
@@ -302,4 +327,7 @@ def estimate_layers_on_ray(
                 pending[task.remote(store_dir, layer, options, threads, os.getcwd())] = layer
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
-                yield pending.pop(ref), ray.get(ref)
+                layer = pending.pop(ref)
+                with _worker_errors(f"Estimating layer {layer}"):
+                    est = ray.get(ref)
+                yield layer, est
