@@ -55,7 +55,7 @@ Permutations = Annotated[int, typer.Option("--permutations", help="Permutations 
 Level = Annotated[float, typer.Option(help="Confidence level of the intervals.")]
 Seed = Annotated[int, typer.Option(help="Random seed (sampling, clustering, resampling).")]
 Layers = Annotated[str | None, typer.Option(help="Comma-separated layers to estimate (default: all).")]
-Engine = Annotated[str, typer.Option(help="local (this process) or ray (a Ray cluster; pip install 'mmpid[ray]').")]
+Engine = Annotated[str, typer.Option(help="local (this process) or ray (a Ray cluster; needs the 'ray' extra).")]
 Address = Annotated[
     str | None, typer.Option(help="Ray cluster to join, e.g. auto (default: start a private local one).")
 ]

@@ -18,6 +18,7 @@ import contextlib
 import importlib.util
 import math
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -156,8 +157,12 @@ def ray_session(options: EngineOptions) -> Iterator[Any]:
     try:
         _quiet_data(ray)
         yield ray
-    finally:
-        ray.shutdown()
+    except BaseException:
+        ray.shutdown()  # a private cluster's logs stay in its folder, for the error's sake
+        raise
+    ray.shutdown()
+    if options.address is None:
+        shutil.rmtree(kwargs["_temp_dir"], ignore_errors=True)
 
 
 def _quiet_data(ray: Any) -> None:
