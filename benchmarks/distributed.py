@@ -37,7 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,15 +124,15 @@ def main() -> None:
     identical = True
     try:
         for r in range(args.rounds):
-            for name in times:
+            for name, seconds in times.items():
                 out = work / f"{name}-{r}"
                 engine = {} if name == "local" else {"engine": "ray", "workers": int(name[-1])}
                 watch = _Watch(out, n_shards)
                 t = time.perf_counter()
                 extract_features("zoo:normal", out, **common, **engine)
-                times[name].append(time.perf_counter() - t)
+                seconds.append(time.perf_counter() - t)
                 phases[name].append(watch.stop())
-                print(f"round {r} {name}: {times[name][-1]:.1f} s {phases[name][-1]}", flush=True)
+                print(f"round {r} {name}: {seconds[-1]:.1f} s {phases[name][-1]}", flush=True)
                 if name != "local":
                     identical &= _same(work / f"local-{r}", out)
     finally:
@@ -146,7 +146,7 @@ def main() -> None:
     fixed = {k: statistics.median(p["fixed_s"] for p in v) for k, v in phases.items()}
     steady = {k: statistics.median(p["steady_samples_per_s"] for p in v) for k, v in phases.items()}
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
         "versions": {"ray": ray.__version__, "torch": torch.__version__},
         "n": args.n,
@@ -172,17 +172,23 @@ def main() -> None:
     md = [
         "# Ray engine vs local engine (zoo:normal extraction, CPU)",
         "",
-        f"{args.n} easy-vqa {args.split} samples, batch {args.batch_size}, {os.cpu_count()} CPU cores, "
-        f"Ray {ray.__version__}, torch {torch.__version__}; median of {args.rounds} round(s); {result['date']}.",
+        (
+            f"{args.n} easy-vqa {args.split} samples, batch {args.batch_size}, {os.cpu_count()} CPU cores, "
+            f"Ray {ray.__version__}, torch {torch.__version__}; median of {args.rounds} round(s); {result['date']}."
+        ),
         "",
         "| run | seconds, end to end | samples/s, end to end | fixed start (s) | steady samples/s |",
         "|---|---|---|---|---|",
         *(f"| {k} | {med[k]:.1f} | {args.n / med[k]:.0f} | {fixed[k]:.1f} | {steady[k]:.0f} |" for k in med),
         "",
-        f"- overhead of the Ray engine at 1 worker: {result['overhead_1_worker']:+.1%} end to end, "
-        f"{result['steady_overhead_1_worker']:+.1%} per sample once running",
-        f"- speed-up at 2 workers (over 1 worker): {result['speedup_2_workers']:.2f}x end to end, "
-        f"{result['steady_speedup_2_workers']:.2f}x once running",
+        (
+            f"- overhead of the Ray engine at 1 worker: {result['overhead_1_worker']:+.1%} end to end, "
+            f"{result['steady_overhead_1_worker']:+.1%} per sample once running"
+        ),
+        (
+            f"- speed-up at 2 workers (over 1 worker): {result['speedup_2_workers']:.2f}x end to end, "
+            f"{result['steady_speedup_2_workers']:.2f}x once running"
+        ),
         f"- local cluster start-up (ray.init): {startup:.1f} s; shut-down {shutdown:.1f} s (not in the runs above)",
         f"- stores byte-identical to the local engine's: {identical}",
         "- throughput per GPU: not measured (no GPU was lent to this session)",

@@ -102,14 +102,12 @@ def test_worker_failures_become_mmpid_errors() -> None:
 
     died = type("ActorDiedError", (Exception,), {"__module__": "ray.exceptions"})
     report = "The actor died.\nTraceback (most recent call last):\n  File x\nmmpid.errors.DatasetError: differs"
-    with pytest.raises(EngineError, match=r"^Extraction failed on a Ray worker: mmpid\.errors\.DatasetError: differs \("):
-        with _worker_errors("Extraction"):
-            raise died(report)
+    expected = r"^Extraction failed on a Ray worker: mmpid\.errors\.DatasetError: differs \("
+    with pytest.raises(EngineError, match=expected), _worker_errors("Extraction"):
+        raise died(report)
     carried = died("RayTaskError(DatasetError): ...")
     carried.cause = DatasetError("no such column 'image'")  # what Ray's task errors carry
-    with pytest.raises(DatasetError, match="^no such column 'image'$"):
-        with _worker_errors("Loading the model"):
-            raise carried
-    with pytest.raises(KeyError):  # not from Ray: untouched
-        with _worker_errors("Extraction"):
-            raise KeyError("x")
+    with pytest.raises(DatasetError, match="^no such column 'image'$"), _worker_errors("Loading the model"):
+        raise carried
+    with pytest.raises(KeyError), _worker_errors("Extraction"):  # not from Ray: untouched
+        raise KeyError("x")

@@ -12,9 +12,9 @@ import pytest
 
 pytest.importorskip("ray", reason="the Ray engine needs the 'ray' extra: pip install -e '.[test,ray]'")
 
-from ray_cluster import local_cluster  # noqa: E402
+from ray_cluster import local_cluster
 
-from mmpid.pipeline import estimate_store, extract_features  # noqa: E402
+from mmpid.pipeline import estimate_store, extract_features
 
 EXTRACT = {"limit": 40, "batch_size": 4, "shard_size": 8, "device": "cpu", "progress": False}
 

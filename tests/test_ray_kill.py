@@ -19,10 +19,10 @@ import pytest
 
 pytest.importorskip("ray", reason="the Ray engine needs the 'ray' extra: pip install -e '.[test,ray]'")
 
-from ray_cluster import local_cluster  # noqa: E402
-from test_ray import assert_same_tree  # noqa: E402
+from ray_cluster import local_cluster
+from test_ray import assert_same_tree
 
-from mmpid.pipeline import extract_features  # noqa: E402
+from mmpid.pipeline import extract_features
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")]
 
@@ -110,8 +110,11 @@ def test_a_killed_driver_resumes_to_the_same_store(cluster: Any, reference: Path
     child = subprocess.Popen(
         [
             sys.executable, "-c",
-            "import sys; from mmpid.pipeline import extract_features; "
-            f"extract_features('zoo:normal', sys.argv[1], engine='ray', address=sys.argv[2], workers=1, **{EXTRACT!r})",
+            (
+                "import sys; from mmpid.pipeline import extract_features; "
+                f"extract_features('zoo:normal', sys.argv[1], engine='ray', address=sys.argv[2], workers=1, "
+                f"**{EXTRACT!r})"
+            ),
             str(out), address,
         ],
         env={**os.environ, "PYTHONPATH": str(SRC)},

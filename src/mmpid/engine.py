@@ -27,7 +27,7 @@ from typing import Any
 
 from mmpid.errors import MmpidError, OptionError
 
-__all__ = ["ENGINES", "EngineOptions", "EngineError", "import_ray", "ray_session"]
+__all__ = ["ENGINES", "EngineError", "EngineOptions", "import_ray", "ray_session"]
 
 ENGINES = ("local", "ray")
 #: What to install for engine="ray".
