@@ -70,6 +70,12 @@ Length = Annotated[
     int | None,
     typer.Option(help="tokens stores: common length of the per-sample token sets (default: each example's shortest)."),
 ]
+Engine = Annotated[str, typer.Option(help="local (this process) or ray (a Ray cluster; needs the 'ray' extra).")]
+Address = Annotated[
+    str | None, typer.Option(help="Ray cluster to join, e.g. auto (default: start a private local one).")
+]
+Workers = Annotated[int | None, typer.Option(help="Ray workers (default: what the cluster allows).")]
+GpusPerWorker = Annotated[float, typer.Option(help="GPUs per Ray extraction worker (0: CPU only).")]
 
 
 #: Exit codes: a usage error (bad flag value, missing file argument), a failure, Ctrl-C.
@@ -194,6 +200,10 @@ def extract(
     device: Device = "auto",
     dtype: DType = None,
     seed: Seed = 0,
+    engine: Engine = "local",
+    address: Address = None,
+    workers: Workers = None,
+    gpus_per_worker: GpusPerWorker = 0.0,
 ) -> None:
     """Run the model over the dataset and write pooled per-layer features to a store (resumable)."""
     from mmpid.pipeline import extract_features
@@ -212,6 +222,10 @@ def extract(
         batch_size=batch_size,
         device=device,
         dtype=dtype,
+        engine=engine,
+        address=address,
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
     )
     console.print(f"feature store: [bold]{out}[/] ({len(store.layers)} layers)")
 
@@ -229,6 +243,10 @@ def estimate(
     seed: Seed = 0,
     per_sample_clusters: PerSampleClusters = 10,
     length: Length = None,
+    engine: Engine = "local",
+    address: Address = None,
+    workers: Workers = None,
+    gpus_per_worker: GpusPerWorker = 0.0,
 ) -> None:
     """Estimate the PID atoms of every stored layer; write results.json and results.csv.
 
@@ -246,6 +264,10 @@ def estimate(
         seed=seed,
         per_sample_clusters=per_sample_clusters,
         length=length,
+        engine=engine,
+        address=address,
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
     )
     console.print(f"results: [bold]{out / 'results.json'}[/] and results.csv")
 
@@ -286,6 +308,10 @@ def analyze(
     seed: Seed = 0,
     per_sample_clusters: PerSampleClusters = 10,
     length: Length = None,
+    engine: Engine = "local",
+    address: Address = None,
+    workers: Workers = None,
+    gpus_per_worker: GpusPerWorker = 0.0,
 ) -> None:
     """Extract + estimate + report in one command."""
     from mmpid.pipeline import analyze as run_analyze
@@ -312,6 +338,10 @@ def analyze(
         seed=seed,
         per_sample_clusters=per_sample_clusters,
         length=length,
+        engine=engine,
+        address=address,
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
     )
     console.print(f"report: [bold]{paths.report_html}[/]")
 

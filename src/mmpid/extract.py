@@ -161,7 +161,45 @@ def _extract(
 ) -> FeatureStore:
     from tqdm.auto import tqdm
 
-    model = adapter.describe()
+    store, todo = open_store(
+        adapter.describe(), dataset, out, protocol=protocol, pooling=pooling, target=target,
+        batch_size=batch_size, shard_size=shard_size, overwrite=overwrite,
+    )
+    n = len(dataset)
+    bar = tqdm(
+        total=n, initial=n - sum(stop - start for _, start, stop in todo), desc="extract", unit="sample",
+        disable=not progress,
+    )
+    try:
+        for k, start, stop in todo:
+            arrays, ids, skipped, extra = compute_shard(
+                adapter, dataset, start, stop, protocol=protocol, pooling=pooling, target=target,
+                batch_size=batch_size, on_batch=bar.update,
+            )
+            store.write_shard(k, arrays, sample_ids=ids, skipped=skipped, extra=extra)
+    finally:
+        bar.close()
+    finish_store(store)
+    return store
+
+
+def open_store(
+    model: dict[str, Any],
+    dataset: VQADataset,
+    out: Path,
+    *,
+    protocol: str,
+    pooling: str,
+    target: str,
+    batch_size: int,
+    shard_size: int,
+    overwrite: bool,
+) -> tuple[FeatureStore, list[tuple[int, int, int]]]:
+    """Create (or resume) the store of this configuration; the shards left, as (index, start, stop).
+
+    ``model`` is the adapter's ``describe()`` (which also gives ``n_layers`` and ``hidden_size``),
+    so a driver that never loads the model (the Ray engine) writes the same manifest.
+    """
     ds_info = dataset.describe()
     n = len(dataset)
     config = {
@@ -195,49 +233,57 @@ def _extract(
         "pooling": pooling,
         "target": config["target"],
         "answers": list(dataset.answers),
-        "n_layers": adapter.n_layers,
-        "hidden_size": adapter.hidden_size,
-        "layers": list(range(adapter.n_layers)),
+        "n_layers": int(model["n_layers"]),
+        "hidden_size": int(model["hidden_size"]),
+        "layers": list(range(int(model["n_layers"]))),
         "versions": versions,
     }
     pins = {k: versions[k] for k in PINNED}
     pins["model"] = model["revision"] or folder_fingerprint(model["id"])
     store = FeatureStore.create(out, config, info=info, pins=pins, overwrite=overwrite)
     done = store.finished_shards()
-    starts = list(range(0, n, shard_size))
-    first_done = sum(min(shard_size, n - starts[k]) for k in done if k < len(starts))
-    bar = tqdm(total=n, initial=first_done, desc="extract", unit="sample", disable=not progress)
-    try:
-        for k, start in enumerate(starts):
-            if k in done:
-                continue
-            stop = min(start + shard_size, n)
-            arrays: dict[str, list[np.ndarray]] = {}
-            ids: list[str] = []
-            skipped: list[dict[str, str]] = []
-            scoring: set[str] = set()
-            unchecked: set[str] = set()
-            for b0 in range(start, stop, batch_size):
-                batch = [dataset[i] for i in range(b0, min(b0 + batch_size, stop))]
-                part, kept, skip, how = _process_batch(
-                    adapter, dataset, batch, protocol, pooling, target, unchecked
-                )
-                skipped += skip
-                ids += kept
-                if how:
-                    scoring.add(how)
-                for key, v in part.items():
-                    arrays.setdefault(key, []).append(v)
-                bar.update(len(batch))
-            store.write_shard(
-                k,
-                {key: np.concatenate(v, axis=0) for key, v in arrays.items()},
-                sample_ids=ids,
-                skipped=skipped,
-                extra={"scoring": sorted(scoring), "image_token_check": _check_record(unchecked)},
-            )
-    finally:
-        bar.close()
+    todo = [(k, start, min(start + shard_size, n)) for k, start in enumerate(range(0, n, shard_size)) if k not in done]
+    return store, todo
+
+
+def compute_shard(
+    adapter: Adapter,
+    dataset: VQADataset,
+    start: int,
+    stop: int,
+    *,
+    protocol: str,
+    pooling: str,
+    target: str,
+    batch_size: int,
+    on_batch: Any = None,
+) -> tuple[dict[str, np.ndarray], list[str], list[dict[str, str]], dict[str, Any]]:
+    """The arrays, kept ids, skipped samples and manifest extras of the samples ``start:stop``.
+
+    The batches are ``batch_size`` consecutive samples from ``start``, whichever engine runs
+    the shard, so that every engine computes the same numbers."""
+    arrays: dict[str, list[np.ndarray]] = {}
+    ids: list[str] = []
+    skipped: list[dict[str, str]] = []
+    scoring: set[str] = set()
+    unchecked: set[str] = set()
+    for b0 in range(start, stop, batch_size):
+        batch = [dataset[i] for i in range(b0, min(b0 + batch_size, stop))]
+        part, kept, skip, how = _process_batch(adapter, dataset, batch, protocol, pooling, target, unchecked)
+        skipped += skip
+        ids += kept
+        if how:
+            scoring.add(how)
+        for key, v in part.items():
+            arrays.setdefault(key, []).append(v)
+        if on_batch is not None:
+            on_batch(len(batch))
+    merged = {key: np.concatenate(v, axis=0) for key, v in arrays.items()}
+    return merged, ids, skipped, {"scoring": sorted(scoring), "image_token_check": _check_record(unchecked)}
+
+
+def finish_store(store: FeatureStore) -> None:
+    """Mark a store whose shards are all written complete; DatasetError if every sample was skipped."""
     if store.n_samples == 0:
         reasons = sorted({s["reason"] for s in store.skipped})[:3]
         raise DatasetError(f"Every sample was skipped (e.g. {reasons}); the store would be empty.")
@@ -253,9 +299,8 @@ def _extract(
             f"says it inserted) could not run: {'; '.join(reasons)}. The store's manifest records this "
             "under 'image_token_check'; check the image spans by hand before trusting X_image.",
             CheckSkippedWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    return store
 
 
 def _check_record(unchecked: set[str]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmpid.engine import EngineOptions
 from mmpid.errors import EstimateWarning, OptionError
 from mmpid.estimate.options import EstimateOptions
 from mmpid.extract_options import ExtractOptions
@@ -129,6 +130,10 @@ def estimate_store(
     seed: int = 0,
     per_sample_clusters: int = 10,
     length: int | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float = 0.0,
     progress: bool = True,
 ) -> Any:
     """Estimate the PID atoms of every stored layer and save ``results.json``/``results.csv``.
@@ -152,6 +157,8 @@ def estimate_store(
     the same examples: the pooled one, on the input-fusion variables pooled from its token
     sets (``results.json``), and the paper's per-sample one with its noise floor
     (``per_sample/results.json``; ``config["per_sample"]`` names it).
+    engine, address, workers, gpus_per_worker : where the layers are estimated (one Ray task per layer) (:class:`mmpid.engine.EngineOptions`):
+        ``"local"`` (this process) or ``"ray"`` (a Ray cluster; see :mod:`mmpid.distributed`).
 
     Returns
     -------
@@ -163,9 +170,10 @@ def estimate_store(
     per_sample = per_sample_options(
         clusters=per_sample_clusters, length=length, n_bootstrap=n_bootstrap, level=level, seed=seed
     )
+    engine_options = EngineOptions(engine=engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker)
     return _estimate_store(
         store_dir, check_out_dir(out_dir, "out_dir"), layers=check_layers(layers), options=options,
-        per_sample=per_sample, progress=progress,
+        per_sample=per_sample, engine=engine_options, progress=progress,
     )
 
 
@@ -208,6 +216,7 @@ def _estimate_store(
     *,
     layers: list[int] | None,
     options: EstimateOptions,
+    engine: EngineOptions,
     per_sample: EstimateOptions | None = None,
     progress: bool,
 ) -> Any:
@@ -219,14 +228,16 @@ def _estimate_store(
         _check_per_sample_applies(store.protocol, per_sample)
     if store.protocol == "tokens":
         _check_lengths(store, None if per_sample is None else per_sample.length)
-    results = _estimate_layers(store, store_dir, out, layers=layers, options=options, progress=progress)
+    results = _estimate_layers(
+        store, store_dir, out, layers=layers, options=options, engine=engine, progress=progress
+    )
     if store.protocol == "tokens":
         ps_options = per_sample if per_sample is not None else per_sample_options(
             clusters=10, length=None, n_bootstrap=options.n_bootstrap, level=options.level, seed=options.seed
         )
         _estimate_layers(
-            store, store_dir, out / PER_SAMPLE_DIR, layers=layers, options=ps_options, progress=progress,
-            cache=out / "layers",
+            store, store_dir, out / PER_SAMPLE_DIR, layers=layers, options=ps_options, engine=engine,
+            progress=progress, cache=out / "layers",
         )
         results = type(results)(
             {**results.config, "per_sample": f"{PER_SAMPLE_DIR}/results.json"},
@@ -243,6 +254,7 @@ def _estimate_layers(
     *,
     layers: list[int] | None,
     options: EstimateOptions,
+    engine: EngineOptions,
     progress: bool,
     cache: Path | None = None,
 ) -> Any:
@@ -273,7 +285,7 @@ def _estimate_layers(
     desc = "estimate (per-sample)" if options.protocol == "per-sample" else "estimate"
 
     estimates: dict[int, _CachedEstimate] = {}
-    for layer in tqdm(chosen, desc=desc, unit="layer", disable=not progress):
+    for layer in chosen:
         path = cache / f"{prefix}_{layer:03d}.json"
         if path.exists():
             saved = json.loads(path.read_text())
@@ -285,21 +297,33 @@ def _estimate_layers(
                     n=int(saved["n"]),
                     config=dict(saved["config"]),
                 )
-                continue
-        est = _estimate_layer(store, layer, options)
-        write_json_atomic(
-            path,
-            {
-                "key": key,
-                "layer": layer,
-                "records": list(est.records),
-                "warnings": list(est.warnings),
-                "clusters": est.clusters,
-                "n": est.n,
-                "config": est.config,
-            },
-        )
-        estimates[layer] = est
+    todo = [layer for layer in chosen if layer not in estimates]
+    if engine.is_ray:
+        from mmpid.distributed import estimate_layers_on_ray
+
+        computed = estimate_layers_on_ray(str(store.path), todo, options, engine)
+    else:
+        computed = ((layer, _estimate_layer(store, layer, options)) for layer in todo)
+    bar = tqdm(total=len(chosen), initial=len(chosen) - len(todo), desc=desc, unit="layer",
+               disable=not progress)
+    with bar:
+        # the driver alone writes the cache files, as each layer finishes
+        for layer, est in computed:
+            write_json_atomic(
+                cache / f"{prefix}_{layer:03d}.json",
+                {
+                    "key": key,
+                    "layer": layer,
+                    "records": list(est.records),
+                    "warnings": list(est.warnings),
+                    "clusters": est.clusters,
+                    "n": est.n,
+                    "config": est.config,
+                },
+            )
+            estimates[layer] = est
+            bar.update(1)
+    estimates = {layer: estimates[layer] for layer in chosen}  # in the order asked, however they finished
 
     first = estimates[chosen[0]]
     config = {
@@ -335,22 +359,34 @@ def extract_features(
     pooling: str = "mean",
     target: str = "prediction",
     batch_size: int = 16,
+    shard_size: int | None = None,
     device: str = "auto",
     dtype: str | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float = 0.0,
     progress: bool = True,
 ) -> Any:
     """Load the model (hub id, folder or ``zoo:NAME``) and the dataset, and write a feature store.
 
     Every option is checked before the model loads, and nothing is written before the model
     and the dataset have loaded. Returns the :class:`mmpid.store.FeatureStore`; resumes an
-    unfinished one of the same configuration.
+    unfinished one of the same configuration. With ``engine="ray"`` a pool of ``workers`` Ray
+    actors (each holding ``gpus_per_worker`` GPUs) computes the shards, and the store is
+    byte-identical to the local engine's (:func:`mmpid.distributed.extract_on_ray`).
     """
     options = ExtractOptions(
         dataset=dataset, split=split, limit=limit, data_seed=data_seed, columns=columns,
-        protocol=protocol, pooling=pooling, target=target, batch_size=batch_size,
+        protocol=protocol, pooling=pooling, target=target, batch_size=batch_size, shard_size=shard_size,
         device=device, dtype=dtype,
     )
+    engine_options = EngineOptions(engine=engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker)
     store = check_out_dir(store_dir, "store_dir")
+    if engine_options.is_ray:
+        from mmpid.distributed import extract_on_ray
+
+        return extract_on_ray(resolve_model(model), store, options, engine_options, progress=progress)
     adapter, data = _load(resolve_model(model), options)
     return _extract(adapter, data, store, options, progress=progress)
 
@@ -379,6 +415,7 @@ def _extract(adapter: Any, data: Any, store_dir: Path, options: ExtractOptions, 
         pooling=options.pooling,
         target=options.target,
         batch_size=options.batch_size,
+        shard_size=options.shard_size,
         progress=progress,
     )
 
@@ -396,6 +433,7 @@ def analyze(
     pooling: str = "mean",
     target: str = "prediction",
     batch_size: int = 16,
+    shard_size: int | None = None,
     device: str = "auto",
     dtype: str | None = None,
     layers: Sequence[int] | None = None,
@@ -406,6 +444,10 @@ def analyze(
     seed: int = 0,
     per_sample_clusters: int = 10,
     length: int | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float = 0.0,
     progress: bool = True,
 ) -> AnalysisPaths:
     """Extract representations, estimate the PID of every layer, and render the report.
@@ -414,13 +456,14 @@ def analyze(
     ``out_dir/report.html`` (with PNGs). Each stage resumes from what an earlier run finished.
     With ``protocol="tokens"`` every layer gets the pooled and the paper's per-sample estimate
     (``per_sample_clusters``, ``length``; see :func:`estimate_store`), shown side by side.
+    With ``engine="ray"`` both extraction and estimation run on a Ray cluster (see
+    :func:`extract_features` and :func:`estimate_store`); the driver never loads the model, so
+    ``layers`` is checked against the store once it is written.
     """
-    from mmpid.report import render_report
-
     # every option first: a bad --level or --limit fails here, before the model loads
     extract_options = ExtractOptions(
         dataset=dataset, split=split, limit=limit, data_seed=data_seed, columns=columns,
-        protocol=protocol, pooling=pooling, target=target, batch_size=batch_size,
+        protocol=protocol, pooling=pooling, target=target, batch_size=batch_size, shard_size=shard_size,
         device=device, dtype=dtype,
     )
     estimate_options = EstimateOptions(
@@ -430,8 +473,22 @@ def analyze(
         clusters=per_sample_clusters, length=length, n_bootstrap=n_bootstrap, level=level, seed=seed
     )
     _check_per_sample_applies(extract_options.protocol, per_sample)
+    engine_options = EngineOptions(engine=engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker)
     layers = check_layers(layers)
     out = check_out_dir(out_dir, "out_dir")
+    store_dir = out / "store"
+    if engine_options.is_ray:
+        from mmpid.distributed import extract_on_ray
+        from mmpid.engine import ray_session
+
+        with ray_session(engine_options):  # one cluster for both stages
+            out.mkdir(parents=True, exist_ok=True)
+            extract_on_ray(resolve_model(model), store_dir, extract_options, engine_options, progress=progress)
+            results = _estimate_store(
+                store_dir, out, layers=layers, options=estimate_options, per_sample=per_sample,
+                engine=engine_options, progress=progress,
+            )
+        return _report(results, out, store_dir, model, dataset)
     adapter, data = _load(resolve_model(model), extract_options)
     if layers is not None:
         unknown = sorted(v for v in layers if not 0 <= v < adapter.n_layers)
@@ -441,11 +498,16 @@ def analyze(
             )
     # nothing is written before here
     out.mkdir(parents=True, exist_ok=True)
-    store_dir = out / "store"
     _extract(adapter, data, store_dir, extract_options, progress=progress)
     results = _estimate_store(
-        store_dir, out, layers=layers, options=estimate_options, per_sample=per_sample, progress=progress
+        store_dir, out, layers=layers, options=estimate_options, per_sample=per_sample,
+        engine=engine_options, progress=progress,
     )
+    return _report(results, out, store_dir, model, dataset)
+
+
+def _report(results: Any, out: Path, store_dir: Path, model: str, dataset: str) -> AnalysisPaths:
+    from mmpid.report import render_report
     from mmpid.report.per_sample import load_per_sample
 
     report = render_report(

@@ -37,7 +37,7 @@ import numpy as np
 from mmpid.atomic import write_json_atomic
 from mmpid.errors import InputError, StoreError
 
-__all__ = ["FORMAT_VERSION", "FeatureStore", "config_hash"]
+__all__ = ["FORMAT_VERSION", "FeatureStore", "config_hash", "write_shard_file"]
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -66,6 +66,50 @@ def config_hash(config: dict[str, Any]) -> str:
     """A short, stable hash of a JSON-serialisable configuration."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def write_shard_file(
+    store_dir: str | os.PathLike[str],
+    index: int,
+    arrays: dict[str, np.ndarray],
+    *,
+    sample_ids: Sequence[str],
+    skipped: Sequence[dict[str, str]] = (),
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write shard ``index`` of the store at ``store_dir`` atomically; return its manifest entry.
+
+    The file is not listed in the manifest until :meth:`FeatureStore.record_shard` records the
+    entry, so a shard written by a process that dies before that is computed again on resume.
+    """
+    from safetensors.numpy import save_file
+
+    n = len(sample_ids)
+    for k, v in arrays.items():
+        if k.endswith(".tokens"):
+            count = _count_key(k)
+            if count not in arrays or int(arrays[count].sum()) != v.shape[0]:
+                total = int(arrays[count].sum()) if count in arrays else None
+                raise StoreError(
+                    f"Shard {index}: ragged array {k!r} has {v.shape[0]} rows but {count!r} "
+                    f"sums to {total}."
+                )
+        elif v.shape[0] != n:
+            raise StoreError(f"Shard {index}: array {k!r} has {v.shape[0]} rows for {n} samples.")
+    name = f"shard-{index:05d}.safetensors"
+    if n:
+        folder = Path(store_dir) / SHARDS
+        tmp = folder / (name + f".{os.getpid()}.tmp")
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
+        os.replace(tmp, folder / name)
+    return {
+        "index": int(index),
+        "file": name,
+        "n": n,
+        "sample_ids": list(sample_ids),
+        "skipped": list(skipped),
+        **(extra or {}),
+    }
 
 
 class FeatureStore:
@@ -208,34 +252,16 @@ class FeatureStore:
         extra: dict[str, Any] | None = None,
     ) -> None:
         """Write one shard's arrays (rows = ``sample_ids``) and record it (with ``extra``) in the manifest."""
-        from safetensors.numpy import save_file
+        self.record_shard(write_shard_file(self.path, index, arrays, sample_ids=sample_ids, skipped=skipped, extra=extra))
 
-        n = len(sample_ids)
-        for k, v in arrays.items():
-            if k.endswith(".tokens"):
-                count = _count_key(k)
-                if count not in arrays or int(arrays[count].sum()) != v.shape[0]:
-                    total = int(arrays[count].sum()) if count in arrays else None
-                    raise StoreError(
-                        f"Shard {index}: ragged array {k!r} has {v.shape[0]} rows but {count!r} "
-                        f"sums to {total}."
-                    )
-            elif v.shape[0] != n:
-                raise StoreError(f"Shard {index}: array {k!r} has {v.shape[0]} rows for {n} samples.")
-        name = f"shard-{index:05d}.safetensors"
-        if n:
-            tmp = self.path / SHARDS / (name + ".tmp")
-            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
-            os.replace(tmp, self.path / SHARDS / name)
-        entry = {
-            "index": int(index),
-            "file": name,
-            "n": n,
-            "sample_ids": list(sample_ids),
-            "skipped": list(skipped),
-            **(extra or {}),
-        }
-        shards = [s for s in self._manifest["shards"] if s["index"] != index] + [entry]
+    def record_shard(self, entry: dict[str, Any]) -> None:
+        """List a shard whose file :func:`write_shard_file` wrote (``entry`` is what it returned).
+
+        Only one process may record shards (the one that created or resumed the store): on Ray
+        the actors write shard files and the driver records them, so the manifest has one writer.
+        """
+        index = int(entry["index"])
+        shards = [s for s in self._manifest["shards"] if s["index"] != index] + [dict(entry)]
         self._manifest["shards"] = sorted(shards, key=lambda s: s["index"])
         self._save()
 
