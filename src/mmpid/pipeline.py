@@ -17,6 +17,7 @@ import pandas as pd
 
 from mmpid.errors import EstimateWarning, OptionError
 from mmpid.estimate.options import EstimateOptions
+from mmpid.estimate.summary import interval_kind
 from mmpid.extract_options import ExtractOptions
 from mmpid.paths import check_out_dir
 from mmpid.atomic import write_json_atomic
@@ -200,6 +201,12 @@ def _estimate_store(
         **{k: manifest.get(k) for k in ("model", "dataset", "split", "protocol", "pooling", "target")},
         "n": first.n,
         "level": options.level,
+        "correction": options.correction,
+        "interval": interval_kind(
+            "gaussian" if options.estimator == "gaussian" and options.correction != "null"
+            else options.correction,
+            options.level,
+        ),
         "n_bootstrap": options.n_bootstrap,
         "n_permutations": options.n_permutations,
         "seed": options.seed,

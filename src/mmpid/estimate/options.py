@@ -39,7 +39,7 @@ __all__ = [
 #: ``protocol=`` of :func:`mmpid.estimate.estimate` (how samples form a joint); not to be
 #: confused with the extraction protocols of :mod:`mmpid.extract_options`.
 ESTIMATION_PROTOCOLS = ("pooled", "per-sample")
-CORRECTIONS = ("bootstrap", "null")
+CORRECTIONS = ("extrapolated", "bootstrap", "null")
 ESTIMATORS = ("discrete", "gaussian")
 #: The named rules ``clusters=`` accepts besides an int or a per-variable dict: "auto" (the
 #: resolution the data support, :mod:`mmpid.estimate.resolution`) and "conservative" (one
@@ -53,7 +53,7 @@ _BACKENDS = ("numpy", "torch")
 # protocol is an error, since it would be ignored.
 _POOLED_ONLY = {
     "n_permutations": 100,
-    "correction": "bootstrap",
+    "correction": "extrapolated",
     "n_init": 4,
     "max_bias": 0.05,
     "max_clusters": 128,
@@ -99,7 +99,7 @@ class EstimateOptions:
     n_permutations: int = 100
     level: float = 0.95
     protocol: str = "pooled"
-    correction: str = "bootstrap"
+    correction: str = "extrapolated"
     normalize: bool = True
     n_components: int | None = 10
     n_init: int = 4
