@@ -56,9 +56,9 @@ def main() -> None:
     from mmpid.estimate.discretise import kmeans_labels, reduce
 
     labels = []
-    for x in (data.x_image, data.x_text, data.y):
+    for name, x in zip(("image", "text", "target"), (data.x_image, data.x_text, data.y)):
         z, _, _ = reduce(x, n_components=10, seed=0)
-        labels.append(kmeans_labels(z, k["image"], seed=0))
+        labels.append(kmeans_labels(z, k[name], seed=0))
     shape = (k["image"], k["text"], k["target"])
     ref = bootstrap_tables(*labels, shape, args.reference_tables, np.random.default_rng(0))
     t0 = time.perf_counter()

@@ -96,7 +96,7 @@ def estimate(
       both sides by the size of the correction applied, ``|plugin - corrected|``, plus the
       solver accuracy (1e-6 bits): a correction can be off by about its own size where an atom
       sits on its boundary. ``details["interval_kind"]`` says so in words. Its coverage on every
-      synthetic structure is measured by ``benchmarks/coverage.py`` (README, "How good are the
+      synthetic structure is measured by ``benchmarks/interval_coverage.py`` (README, "How good are the
       intervals").
     - **contribution**: ``C_image = U_image / (U_image + U_text)`` and ``C_text = 1 - C_image``
       from the corrected uniques (a negative unique counts as 0 in the ratio), with the same

@@ -16,9 +16,10 @@ only the table solves. ``--inputs continuous`` embeds the sources (64 dimensions
 ``synthetic.make``) and lets ``clusters="auto"`` choose the resolution, with label targets;
 it measures the discretisation too and is much slower.
 
-Run: python benchmarks/coverage.py [--reps 200] [--slow-reps 30] [--n 2000 10000]
+Run: python benchmarks/interval_coverage.py [--reps 200] [--slow-reps 30] [--n 2000 10000]
      [--structures and xor ...] [--inputs labels|continuous]
-Writes benchmarks/results/coverage.{json,md}.
+Writes benchmarks/results/coverage.{json,md}. (Not named coverage.py: run as a script, that
+name would shadow the `coverage` package, which numba imports, for every benchmark here.)
 """
 
 from __future__ import annotations
@@ -27,15 +28,10 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
-# This file's name shadows the `coverage` package (which numba imports) when run as a script.
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != _HERE]
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 ATOMS = ("redundancy", "unique_image", "unique_text", "synergy")
 SHORT = {"redundancy": "R", "unique_image": "U_img", "unique_text": "U_txt", "synergy": "S"}
