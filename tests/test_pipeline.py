@@ -70,3 +70,14 @@ def test_results_name_the_interval_kind(tmp_path: Path) -> None:
     report = render_report(out / "results.json", tmp_path / "report")
     html = Path(report.html).read_text()
     assert "basic bootstrap interval, centred on the corrected value" in html
+
+
+def test_gaussian_estimator_through_the_pipeline(tmp_path: Path) -> None:
+    """--estimator gaussian: the estimator is recorded, keys the cache and names its interval."""
+    store = write_fake_store(tmp_path / "store")
+    out = tmp_path / "out"
+    discrete = pipeline.estimate_store(store, out, layers=[1], **FAST)
+    gaussian = pipeline.estimate_store(store, out, layers=[1], estimator="gaussian", **FAST)
+    assert gaussian.config["estimator"] == "gaussian" and discrete.config["estimator"] == "discrete"
+    assert "Gaussian" in gaussian.config["interval"]
+    assert [r.to_dict() for r in gaussian.records] != [r.to_dict() for r in discrete.records]

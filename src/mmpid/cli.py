@@ -54,6 +54,10 @@ Bootstrap = Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples
 Permutations = Annotated[int, typer.Option("--permutations", help="Permutations for the null.")]
 Level = Annotated[float, typer.Option(help="Confidence level of the intervals.")]
 Seed = Annotated[int, typer.Option(help="Random seed (sampling, clustering, resampling).")]
+Estimator = Annotated[
+    str,
+    typer.Option(help="'discrete' (clusters + exact BROJA) or 'gaussian' (Gaussian PID of the features)."),
+]
 Layers = Annotated[str | None, typer.Option(help="Comma-separated layers to estimate (default: all).")]
 
 
@@ -208,6 +212,7 @@ def estimate(
     permutations: Permutations = 100,
     level: Level = 0.95,
     seed: Seed = 0,
+    estimator: Estimator = "discrete",
 ) -> None:
     """Estimate the PID atoms of every stored layer; write results.json and results.csv."""
     from mmpid.pipeline import estimate_store
@@ -221,6 +226,7 @@ def estimate(
         n_permutations=permutations,
         level=level,
         seed=seed,
+        estimator=estimator,
     )
     console.print(f"results: [bold]{out / 'results.json'}[/] and results.csv")
 

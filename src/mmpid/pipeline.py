@@ -79,7 +79,6 @@ def _estimate_layer(store: Any, layer: int, options: EstimateOptions) -> _Cached
 
     x_image, x_text, y = store.load(layer)
     keywords = options.to_dict()
-    keywords.pop("estimator")  # "discrete", the only one estimate() has for now
     with warnings.catch_warnings():
         # Each EstimateWarning is also in est.warnings, which goes to results.json and the report.
         warnings.simplefilter("ignore", EstimateWarning)
@@ -104,6 +103,7 @@ def estimate_store(
     n_permutations: int = 100,
     level: float = 0.95,
     seed: int = 0,
+    estimator: str = "discrete",
     progress: bool = True,
 ) -> Any:
     """Estimate the PID atoms of every stored layer and save ``results.json``/``results.csv``.
@@ -119,13 +119,16 @@ def estimate_store(
     out_dir : where the results go.
     layers : the layers to estimate (default: all stored layers).
     clusters, n_bootstrap, n_permutations, level, seed : passed to :func:`mmpid.estimate`.
+    estimator : ``"discrete"`` (default) or ``"gaussian"`` (:func:`mmpid.estimate`'s; part of
+        the cache key, so switching it never reuses a layer of the other).
 
     Returns
     -------
     LayerResults with one record per (layer, atom); atoms in bits, contributions as fractions.
     """
     options = EstimateOptions(
-        clusters=clusters, n_bootstrap=n_bootstrap, n_permutations=n_permutations, level=level, seed=seed
+        clusters=clusters, n_bootstrap=n_bootstrap, n_permutations=n_permutations, level=level,
+        seed=seed, estimator=estimator,
     )
     return _estimate_store(
         store_dir, check_out_dir(out_dir, "out_dir"), layers=check_layers(layers), options=options,
@@ -201,6 +204,7 @@ def _estimate_store(
         **{k: manifest.get(k) for k in ("model", "dataset", "split", "protocol", "pooling", "target")},
         "n": first.n,
         "level": options.level,
+        "estimator": options.estimator,
         "correction": options.correction,
         "interval": interval_kind(
             "gaussian" if options.estimator == "gaussian" and options.correction != "null"
