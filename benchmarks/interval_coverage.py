@@ -109,6 +109,17 @@ def markdown(results: dict, meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write(results: dict, meta: dict, args: argparse.Namespace, seconds: float) -> str:
+    """Write coverage[_continuous].{json,md} under --out; return the markdown."""
+    meta = {**meta, "seconds": seconds}
+    args.out.mkdir(parents=True, exist_ok=True)
+    suffix = "" if args.inputs == "labels" else "_continuous"
+    (args.out / f"coverage{suffix}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    md = markdown(results, meta)
+    (args.out / f"coverage{suffix}.md").write_text(md)
+    return md
+
+
 def main() -> None:
     from mmpid import synthetic
 
@@ -152,12 +163,8 @@ def main() -> None:
                     for a in ATOMS)
                 for corr in args.corrections)
             print(f"{structure:14s} N={n:6d} {time.perf_counter() - t0:6.1f}s  {line}", flush=True)
-    meta["seconds"] = time.perf_counter() - t_all
-    args.out.mkdir(parents=True, exist_ok=True)
-    suffix = "" if args.inputs == "labels" else "_continuous"
-    (args.out / f"coverage{suffix}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
-    md = markdown(results, meta)
-    (args.out / f"coverage{suffix}.md").write_text(md)
+            write(results, meta, args, time.perf_counter() - t_all)  # what is done so far
+    md = write(results, meta, args, time.perf_counter() - t_all)
     print(md)
     misses = [
         f"{e['structure']} {a}" for e in results.values() if e["n"] == TARGET_N
