@@ -145,7 +145,7 @@ def test_estimate_on_labels_finds_unique_image() -> None:
         assert e.ci_low <= e.corrected <= e.ci_high, atom
     assert est.contribution_image.plugin + est.contribution_text.plugin == pytest.approx(1.0)
     assert est.details["atoms"]["unique_image"]["p_value"] == pytest.approx(1 / 21)
-    assert est.details["solver"]["tables"] == 1 + 40 + 20
+    assert est.details["solver"]["tables"] == 1 + 40 + 20  # data, bootstrap, permutations
     json.dumps(est.to_dict())
 
 

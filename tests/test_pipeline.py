@@ -48,3 +48,36 @@ def test_layer_cache_is_keyed_by_version_and_settings(tmp_path: Path, monkeypatc
     pipeline.estimate_store(store, out, layers=[1], level=0.9, **FAST)
     assert calls == [1, 1, 1]  # another mmpid: estimated again
     assert json.loads((out / "layers" / "layer_001.json").read_text())["key"] != key
+
+
+def test_results_name_the_interval_kind(tmp_path: Path) -> None:
+    """results.json's config, every row of results.csv and the report say what the interval is."""
+    import pandas as pd
+
+    from mmpid.report import render_report
+    from mmpid.report.results import load
+
+    store = write_fake_store(tmp_path / "store")
+    out = tmp_path / "out"
+    pipeline.estimate_store(store, out, layers=[1], **FAST)
+    saved = load(out / "results.json")
+    kind = saved.config["interval"]
+    assert kind.startswith("95% basic bootstrap interval") and "widened" in kind
+    assert saved.config["correction"] == "bootstrap"
+    csv = pd.read_csv(out / "results.csv")
+    assert list(csv.columns)[-1] == "interval"
+    assert set(csv["interval"]) == {kind}
+    report = render_report(out / "results.json", tmp_path / "report")
+    html = Path(report.html).read_text()
+    assert "basic bootstrap interval, centred on the corrected value" in html
+
+
+def test_gaussian_estimator_through_the_pipeline(tmp_path: Path) -> None:
+    """--estimator gaussian: the estimator is recorded, keys the cache and names its interval."""
+    store = write_fake_store(tmp_path / "store")
+    out = tmp_path / "out"
+    discrete = pipeline.estimate_store(store, out, layers=[1], **FAST)
+    gaussian = pipeline.estimate_store(store, out, layers=[1], estimator="gaussian", **FAST)
+    assert gaussian.config["estimator"] == "gaussian" and discrete.config["estimator"] == "discrete"
+    assert "Gaussian" in gaussian.config["interval"]
+    assert [r.to_dict() for r in gaussian.records] != [r.to_dict() for r in discrete.records]

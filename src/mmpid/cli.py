@@ -62,6 +62,10 @@ Bootstrap = Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples
 Permutations = Annotated[int, typer.Option("--permutations", help="Permutations for the null.")]
 Level = Annotated[float, typer.Option(help="Confidence level of the intervals.")]
 Seed = Annotated[int, typer.Option(help="Random seed (sampling, clustering, resampling).")]
+Estimator = Annotated[
+    str,
+    typer.Option(help="'discrete' (clusters + exact BROJA) or 'gaussian' (Gaussian PID of the features)."),
+]
 Layers = Annotated[str | None, typer.Option(help="Comma-separated layers to estimate (default: all).")]
 PerSampleClusters = Annotated[
     int, typer.Option(help="tokens stores: k-means clusters per token set of the per-sample protocol.")
@@ -247,6 +251,7 @@ def estimate(
     address: Address = None,
     workers: Workers = None,
     gpus_per_worker: GpusPerWorker = 0.0,
+    estimator: Estimator = "discrete",
 ) -> None:
     """Estimate the PID atoms of every stored layer; write results.json and results.csv.
 
@@ -268,6 +273,7 @@ def estimate(
         address=address,
         workers=workers,
         gpus_per_worker=gpus_per_worker,
+        estimator=estimator,
     )
     console.print(f"results: [bold]{out / 'results.json'}[/] and results.csv")
 

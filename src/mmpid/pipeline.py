@@ -19,6 +19,7 @@ import pandas as pd
 from mmpid.engine import EngineOptions
 from mmpid.errors import EstimateWarning, OptionError
 from mmpid.estimate.options import EstimateOptions
+from mmpid.estimate.summary import interval_kind
 from mmpid.extract_options import ExtractOptions
 from mmpid.paths import check_out_dir
 from mmpid.atomic import write_json_atomic
@@ -83,7 +84,6 @@ def _estimate_layer(store: Any, layer: int, options: EstimateOptions) -> _Cached
     else:
         x_image, x_text, y = store.load(layer)
     keywords = options.to_dict()
-    keywords.pop("estimator")  # "discrete", the only one estimate() has for now
     with warnings.catch_warnings():
         # Each EstimateWarning is also in est.warnings, which goes to results.json and the report.
         warnings.simplefilter("ignore", EstimateWarning)
@@ -134,6 +134,7 @@ def estimate_store(
     address: str | None = None,
     workers: int | None = None,
     gpus_per_worker: float = 0.0,
+    estimator: str = "discrete",
     progress: bool = True,
 ) -> Any:
     """Estimate the PID atoms of every stored layer and save ``results.json``/``results.csv``.
@@ -159,13 +160,16 @@ def estimate_store(
     (``per_sample/results.json``; ``config["per_sample"]`` names it).
     engine, address, workers, gpus_per_worker : where the layers are estimated (one Ray task per layer) (:class:`mmpid.engine.EngineOptions`):
         ``"local"`` (this process) or ``"ray"`` (a Ray cluster; see :mod:`mmpid.distributed`).
+    estimator : ``"discrete"`` (default) or ``"gaussian"`` (:func:`mmpid.estimate`'s; part of
+        the cache key, so switching it never reuses a layer of the other).
 
     Returns
     -------
     LayerResults with one record per (layer, atom); atoms in bits, contributions as fractions.
     """
     options = EstimateOptions(
-        clusters=clusters, n_bootstrap=n_bootstrap, n_permutations=n_permutations, level=level, seed=seed
+        clusters=clusters, n_bootstrap=n_bootstrap, n_permutations=n_permutations, level=level,
+        seed=seed, estimator=estimator,
     )
     per_sample = per_sample_options(
         clusters=per_sample_clusters, length=length, n_bootstrap=n_bootstrap, level=level, seed=seed
@@ -330,6 +334,13 @@ def _estimate_layers(
         **{k: manifest.get(k) for k in ("model", "dataset", "split", "protocol", "pooling", "target")},
         "n": first.n,
         "level": options.level,
+        "estimator": options.estimator,
+        "correction": options.correction,
+        "interval": interval_kind(
+            "gaussian" if options.estimator == "gaussian" and options.correction != "null"
+            else options.correction,
+            options.level,
+        ),
         "n_bootstrap": options.n_bootstrap,
         "n_permutations": options.n_permutations,
         "seed": options.seed,

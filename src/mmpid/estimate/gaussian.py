@@ -36,7 +36,7 @@ from mmpid.errors import ConvergenceWarning, EstimateWarning, InputError, Sample
 from mmpid.estimate.discretise import Variable, as_variable, reduce, single_thread
 from mmpid.estimate.options import DISCRETE_ONLY
 from mmpid.estimate.result import Estimate
-from mmpid.estimate.summary import summarise
+from mmpid.estimate.summary import interval_kind, summarise
 from mmpid.pid.gaussian import DEFAULT_TOL, _gaussian_pid
 
 __all__ = ["estimate_gaussian", "logdet_bias", "mi_bias_bits", "NOT_APPLICABLE"]
@@ -344,7 +344,7 @@ def _estimate_gaussian(
     mi_bias = np.array(
         [mi_bias_bits(d1, dy, n), mi_bias_bits(d2, dy, n), mi_bias_bits(d1 + d2, dy, n)]
     )
-    if correction == "bootstrap":
+    if correction in ("bootstrap", "extrapolated"):  # one rate: no second resample size here
         ui_bias = float(np.mean(terms[1 : 1 + n_bootstrap, 3]) - terms[0, 3])
     else:
         ui_bias = float(np.mean(terms[1 + n_bootstrap :, 3]))
@@ -354,6 +354,8 @@ def _estimate_gaussian(
     estimates, details = summarise(
         plugin, boot, null, level=level, correction=correction, note=note, bias=bias
     )
+    if correction != "null":
+        details["interval_kind"] = interval_kind("gaussian", level)
     labels = ("image", "text", "joint", "union")
     details["informations"] = {
         lab: {

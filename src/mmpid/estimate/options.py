@@ -39,7 +39,7 @@ __all__ = [
 #: ``protocol=`` of :func:`mmpid.estimate.estimate` (how samples form a joint); not to be
 #: confused with the extraction protocols of :mod:`mmpid.extract_options`.
 ESTIMATION_PROTOCOLS = ("pooled", "per-sample")
-CORRECTIONS = ("bootstrap", "null")
+CORRECTIONS = ("bootstrap", "extrapolated", "null")
 ESTIMATORS = ("discrete", "gaussian")
 #: The named rules ``clusters=`` accepts besides an int or a per-variable dict: "auto" (the
 #: resolution the data support, :mod:`mmpid.estimate.resolution`) and "conservative" (one

@@ -8,12 +8,34 @@ from typing import Any
 
 import numpy as np
 
-from mmpid.estimate.bootstrap import SOLVER_ATOL, bootstrap_bias, interval, reflected_replicates
+from mmpid.estimate.bootstrap import (
+    SOLVER_ATOL,
+    bootstrap_bias,
+    extrapolated_bias,
+    interval,
+    reflected_replicates,
+)
 from mmpid.estimate.contribution import contribution_image
 from mmpid.estimate.null import summarise_null
 from mmpid.estimate.result import BIT_ATOMS, AtomEstimate
 
-__all__ = ["summarise"]
+__all__ = ["summarise", "interval_kind"]
+
+
+def interval_kind(correction: str, level: float) -> str:
+    """What the reported interval is, in words (results.json, the CSV and the report show it)."""
+    pct = f"{100 * level:g}%"
+    rule = {
+        "extrapolated": "the rate-extrapolated bootstrap bias correction",
+        "bootstrap": "the bootstrap bias correction",
+        "null": "the null-mean bias correction",
+        "gaussian": "exact Gaussian bias of the mutual informations, bootstrap bias of the "
+        "union information",
+    }.get(correction, f"the {correction!r} bias correction")
+    return (
+        f"{pct} basic bootstrap interval, centred on the corrected value and widened on both "
+        f"sides by the size of the correction ({rule})"
+    )
 
 
 def summarise(
@@ -25,15 +47,27 @@ def summarise(
     correction: str,
     note: Any,
     bias: np.ndarray | None = None,
+    sub: np.ndarray | None = None,
+    sizes: tuple[int, int] | None = None,
 ) -> tuple[dict[str, AtomEstimate], dict[str, Any]]:
     """Turn plug-in (4,), bootstrap (B, 4) and null (P, 4) atoms into the six AtomEstimates.
 
-    ``bias`` (4,), when given, is removed instead of the bootstrap or null estimate of it.
+    ``bias`` (4,), when given, is removed instead of the estimate that ``correction`` names.
+    ``correction="extrapolated"`` needs ``sub`` (B', 4), the atoms of resamples of size
+    ``sizes[1]`` drawn from the ``sizes[0]`` samples (see
+    :func:`mmpid.estimate.bootstrap.extrapolated_bias`); without them it falls back to the
+    bootstrap's own estimate (rate 1).
     """
     summary = summarise_null(plugin, null, atol=SOLVER_ATOL)
     boot_bias = bootstrap_bias(plugin, boot)
+    rate = np.ones_like(boot_bias)
     if bias is None:
-        bias = boot_bias if correction == "bootstrap" else summary.mean
+        if correction == "extrapolated" and sub is not None and sizes is not None:
+            bias, rate = extrapolated_bias(plugin, boot, sub, *sizes)
+        elif correction in ("bootstrap", "extrapolated"):
+            bias = boot_bias
+        else:
+            bias = summary.mean
     corrected = plugin - bias
     reflected = reflected_replicates(plugin, boot, bias)
     lo, hi = interval(reflected, level)
@@ -49,6 +83,8 @@ def summarise(
             "null_sd": float(summary.sd[j]),
             "p_value": float(summary.p_value[j]),
             "bootstrap_bias": float(boot_bias[j]),
+            "bias_removed": float(bias[j]),
+            "bias_rate": float(rate[j]),
             "bootstrap_sd": float(np.std(boot[:, j], ddof=1)),
             "interval_widening": float(slack[j]),
         }
@@ -95,4 +131,8 @@ def summarise(
         c_hi = float(interval(c_high_rep[:, None], level)[1][0])
     out["contribution_image"] = AtomEstimate(c_plugin, c_null, c_corr, c_lo, c_hi)
     out["contribution_text"] = AtomEstimate(1 - c_plugin, 1 - c_null, 1 - c_corr, 1 - c_hi, 1 - c_lo)
-    return out, {"atoms": per_atom, "contribution_defined": not undefined}
+    return out, {
+        "atoms": per_atom,
+        "contribution_defined": not undefined,
+        "interval_kind": interval_kind(correction, level),
+    }

@@ -41,21 +41,27 @@ def bootstrap_tables(
     shape: tuple[int, int, int],
     n_resamples: int,
     rng: np.random.Generator,
+    *,
+    resample_size: int | None = None,
 ) -> np.ndarray:
-    """Tables of ``n_resamples`` bootstrap resamples (N samples drawn with replacement).
+    """Tables of ``n_resamples`` bootstrap resamples (samples drawn with replacement).
+
+    ``resample_size`` (default N) draws that many samples per resample instead: the
+    m-out-of-n bootstrap.
 
     Returns
     -------
-    (n_resamples, *shape) float64 counts, each summing to N.
+    (n_resamples, *shape) float64 counts, each summing to ``resample_size`` (N by default).
     """
     n = len(l1)
+    m = n if resample_size is None else int(resample_size)
     size = shape[0] * shape[1] * shape[2]
     codes = _codes(l1, l2, ly, shape)
     out = np.empty((n_resamples, size), dtype=np.float64)
-    step = max(1, _CHUNK // max(n, 1))
+    step = max(1, _CHUNK // max(m, 1))
     for start in range(0, n_resamples, step):
         stop = min(n_resamples, start + step)
-        idx = rng.integers(0, n, size=(stop - start, n))
+        idx = rng.integers(0, n, size=(stop - start, m))
         out[start:stop] = _count_rows(codes[idx], size)
     return out.reshape(n_resamples, *shape)
 

@@ -10,7 +10,7 @@ from html import escape
 
 from mmpid.versions import mmpid_version
 
-from mmpid.report.results import BIT_ATOMS, LayerResults, level_text
+from mmpid.report.results import BIT_ATOMS, LayerResults, interval_label, level_text
 from mmpid.report.tables import (
     config_table_html,
     correction_text,
@@ -145,7 +145,7 @@ def _headline(results: LayerResults) -> str:
     which = "the last analysed layer" if len(results.layers) > 1 else "the only analysed layer"
     return (
         f'<div class="headline"><p>At layer <b>{layer}</b> ({which}), corrected atoms '
-        f"({level_text(results)} bootstrap intervals):</p><ul>{''.join(items)}</ul>"
+        f"({escape(interval_label(results))}s):</p><ul>{''.join(items)}</ul>"
         f"<p>Sum of the corrected atoms: {format_bits(total)} bits (the plug-in atoms sum to the "
         f"plug-in I(image, text; target) = {format_bits(plugin_total)} bits).{dominant_text}</p>"
         f"<p>{contribution}</p></div>"
@@ -194,8 +194,8 @@ variables. Plug-in estimates are biased upwards on finite samples, synergy most 
 <li><b>null mean</b>: the mean of the same estimate over permutations that destroy the
 dependence on the target: what the estimator reports when there is no information at all.
 {correction_text(results)[1]}</li>
-<li>Intervals: {level_text(results)} bootstrap intervals (resampling the samples). An atom whose
-interval contains 0 (grey in the table) is not distinguishable from zero.</li>
+<li>Intervals: {_interval_sentence(results)} An atom whose interval contains 0 (grey in the
+table) is not distinguishable from zero.</li>
 <li>Negative corrected values (▼, orange) are kept as they are: clamping them to zero would
 hide the estimator's noise and bias the sums.</li>
 <li>C<sub>text</sub> = U<sub>text</sub> / (U<sub>image</sub> + U<sub>text</sub>), the paper's
@@ -237,7 +237,7 @@ def build_html(
         per_sample_html = section_html(results, per_sample) + "\n"
     else:
         per_sample_html = ""
-    csv = base64.b64encode(results.to_frame().to_csv(index=False, na_rep="").encode()).decode()
+    csv = base64.b64encode(results.to_csv().encode()).decode()
     single = len(results.layers) == 1
     figures_html = "\n".join(_img(f) for f in figures)
     if single:
@@ -279,3 +279,11 @@ interval contains 0.
 </body>
 </html>
 """
+
+
+def _interval_sentence(results: LayerResults) -> str:
+    """What the intervals are, as recorded in the results (HTML-escaped, one sentence)."""
+    kind = results.interval_kind
+    if kind is None:
+        return f"{level_text(results)} bootstrap intervals (resampling the samples; their exact kind was not recorded)."
+    return escape(kind[0].upper() + kind[1:]) + " (resampling the samples)."

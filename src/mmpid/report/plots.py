@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmpid.report.results import BIT_ATOMS, LayerResults, level_text
+from mmpid.report.results import BIT_ATOMS, LayerResults, interval_label, level_text
 from mmpid.report.tables import correction_text
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def atoms_by_layer(results: LayerResults) -> Figure:
     handles = [
         Line2D([], [], color="0.2", lw=2.2, marker="o", ms=3.5,
                label=correction_text(results)[0]),
-        Patch(color="0.2", alpha=0.22, label=f"{level_text(results)} bootstrap interval"),
+        Patch(color="0.2", alpha=0.22, label=interval_label(results)),
         Line2D([], [], color="0.2", ls=":", lw=1.5, label="plug-in"),
         Line2D([], [], color="0.35", ls="--", lw=1.2, label="null mean (permutation)"),
         Line2D([], [], ls="none", marker="v", ms=8, mfc="white", mec=_NEG, mew=1.6,
@@ -152,7 +152,7 @@ def contribution_by_layer(results: LayerResults) -> Figure:
     handles = [
         Line2D([], [], color=color, lw=2.2, marker="o", ms=4,
                label=ATOM_LABELS["contribution_text"]),
-        Patch(color=color, alpha=0.22, label=f"{level_text(results)} bootstrap interval"),
+        Patch(color=color, alpha=0.22, label=interval_label(results)),
         Line2D([], [], color="0.4", ls="--", lw=1, label="balanced (50%)"),
     ]
     if undefined.any():
@@ -280,7 +280,7 @@ def last_layer_atoms(results: LayerResults, *, layer: int | None = None) -> Figu
     right.legend(
         handles=[
             Patch(color="0.5", label="corrected (bar)"),
-            Line2D([], [], color="black", lw=1.4, label=f"{level} bootstrap interval"),
+            Line2D([], [], color="black", lw=1.4, label=interval_label(results)),
             Line2D([], [], ls="none", marker="o", ms=6, mfc="white", mec="black", label="plug-in"),
             Line2D([], [], ls="none", marker="D", ms=5, color="0.45",
                    label="null mean (permutation)"),

@@ -44,6 +44,7 @@ __all__ = [
     "RESULTS_CSV",
     "RESULTS_JSON",
     "AtomRecord",
+    "interval_label",
     "LayerResults",
     "LayerWarning",
     "load",
@@ -63,6 +64,13 @@ def level_text(results: LayerResults) -> str:
         return f"{100 * float(results.config.get('level', 0.95)):g}%"
     except (TypeError, ValueError):
         return "95%"
+
+
+def interval_label(results: LayerResults) -> str:
+    """A short label for the intervals, for legends: "95% interval (basic bootstrap, widened)"."""
+    kind = results.interval_kind or ""
+    how = "basic bootstrap, widened" if "basic bootstrap" in kind else "bootstrap"
+    return f"{level_text(results)} interval ({how})"
 
 
 def _as_float(value: Any, *, what: str) -> float:
@@ -359,6 +367,18 @@ class LayerResults:
         return value if isinstance(value, str) else None
 
     @property
+    def interval_kind(self) -> str | None:
+        """What the intervals are, in words (``config["interval"]``), if recorded.
+
+        E.g. "95% basic bootstrap interval, centred on the corrected value and widened on both
+        sides by the size of the correction (...)": results.json, the CSV and the report say it.
+        """
+        value = self.config.get("interval")
+        if value is None and isinstance(self.config.get("estimator"), dict):
+            value = self.config["estimator"].get("interval")
+        return value if isinstance(value, str) else None
+
+    @property
     def last_layer(self) -> int:
         """The deepest analysed layer."""
         return self.layers[-1]
@@ -414,8 +434,16 @@ class LayerResults:
         json_path, csv_path = out / RESULTS_JSON, out / RESULTS_CSV
         text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
         write_text_atomic(json_path, text + "\n")
-        write_text_atomic(csv_path, self.to_frame().to_csv(index=False, na_rep=""))
+        write_text_atomic(csv_path, self.to_csv())
         return json_path, csv_path
+
+    def to_csv(self) -> str:
+        """``results.csv``: :meth:`to_frame` plus a last column ``interval`` naming the
+        intervals' kind on every row (when recorded); :meth:`from_frame` ignores it."""
+        frame = self.to_frame()
+        if self.interval_kind is not None:
+            frame["interval"] = self.interval_kind
+        return str(frame.to_csv(index=False, na_rep=""))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LayerResults:

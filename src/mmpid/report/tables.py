@@ -52,6 +52,16 @@ def correction_text(results: LayerResults) -> tuple[str, str]:
             "corrected = plug-in − null mean",
             "<b>corrected</b> = plug-in &minus; null mean: the null's bias removed.",
         )
+    if rule == "extrapolated":
+        return (
+            "corrected (rate-extrapolated bootstrap bias correction)",
+            "<b>corrected</b> = plug-in &minus; its bias, estimated from bootstrap resamples of "
+            "N and of N/4 samples: the bootstrap's estimate, mean of the replicates &minus; "
+            "plug-in, scaled by the rate at which each atom's bias shrinks with N (1/N inside, "
+            "up to N<sup>&minus;1/2</sup> for an atom at zero beside real redundancy). Unlike "
+            "the null mean it adapts to the dependence present, so corrected is not simply "
+            "plug-in &minus; null mean.",
+        )
     if rule == "bootstrap":
         return (
             "corrected (bootstrap bias correction)",
