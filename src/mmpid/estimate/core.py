@@ -117,7 +117,8 @@ def estimate(
         (:mod:`mmpid.estimate.resolution`): its exact values when it has at most
         ``max_clusters`` distinct rows (a dataset's question embeddings), else a step of a
         ladder of k-means resolutions, taking the coarsest joint whose Miller-Madow corrected
-        I(X1,X2;Y) + I(X1;Y) + I(X2;Y) is within 1% (at least 0.01 bits) of the best, among
+        I(X1,X2;Y) + I(X1;Y) + I(X2;Y) is within 1% (at least 0.01 bits) of the best, plus
+        the best one's first-order bias, among
         joints whose first-order plug-in bias (counted on occupied cells) is at most
         ``max_bias`` bits, whose Good-Turing unseen mass is at most 10%, and that the solver
         handles in about 0.2 s. ``details["resolution"]`` has every candidate scored.
