@@ -88,9 +88,10 @@ def test_normal_input_fusion_last_layer(stores: dict, oracles: dict) -> None:
     store, orc = stores["normal", "input-fusion"], oracles["normal"]
     est = _layer(store, store.layers[-1])
     assert _total(est) >= 0.9 * _total(orc)
-    # The bar is 3 points; measured 24.8% against the oracle's 27.9%: Y(L) is the hidden
-    # state, which holds the question's identity beyond the 13-way prediction (U_text 1.67 bits
-    # against the oracle's 1.40), so the image's share of it is smaller (README, the zoo).
+    # The bar is 3 points; measured 25.0% against the oracle's 27.9% (shuffle: 26.4% vs
+    # 29.6%, outside it). Y(L) is the hidden state, which holds the question's identity beyond
+    # the 13-way prediction (U_text 1.66 bits against the oracle's 1.40), so the image's share
+    # of it is smaller (README, the zoo); the test allows 4 points.
     assert est.contribution_image.corrected == pytest.approx(orc.contribution_image.corrected, abs=0.04)
 
 
