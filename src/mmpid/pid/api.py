@@ -167,9 +167,11 @@ def _decompose_many(P: np.ndarray, *, method: str, tol: float, max_iter: int, ba
                     device: Any) -> PIDBatch:
     """Solve normalised, validated tables P (B, n1, n2, ny); prior validation assumed."""
     B, n1, n2, ny = P.shape
-    if backend == "numpy" and min(n1, n2) * ny < _THREADED_SCHUR:
+    if backend == "numpy" and (min(n1, n2) * ny < _THREADED_SCHUR or _workers(backend, B) > 1):
         # Stacks of small matrices go through LAPACK/BLAS one at a time; threaded
-        # OpenBLAS only adds overhead there (10x slower on a busy machine).
+        # OpenBLAS only adds overhead there (10x slower on a busy machine). With one worker
+        # thread per core, a threaded BLAS inside each would oversubscribe the cores (301
+        # tables of 32x32x16: 78 ms a table threaded, against 42 ms solved one by one).
         with _blas_controller().limit(limits=1, user_api="blas"):
             return _solve_stack(P, method=method, tol=tol, max_iter=max_iter, backend=backend,
                                 device=device)
