@@ -118,10 +118,11 @@ class Resolution:
     ----------
     clusters : name -> alphabet size (``"image"``, ``"text"``, ``"target"``).
     exact : names of the continuous variables kept at their exact distinct values.
-    score : the chosen candidate's corrected I(X1, X2; Y), bits.
-    bias : its first-order plug-in bias, bits.
+    score : the chosen candidate's score, corrected I(X1, X2; Y) + I(X1; Y) + I(X2; Y), bits.
+    bias : the first-order plug-in bias of its I(X1, X2; Y), bits.
     trace : every candidate scored, in order: ``{"image": k1, "text": k2, "target": ky,
-        "score": bits, "bias": bits, "admissible": bool}``.
+        "score": bits, "bias": bits, "missing": unseen mass, "work": solver work,
+        "admissible": bool}``.
     """
 
     clusters: dict[str, int]
@@ -208,8 +209,6 @@ def choose_resolution(
         ks = {u: int(pick[u]) for u in names}
         ks[v] = ladders[v][ladders[v].index(ks[v]) - 1]
         pick = by_ks[tuple(ks[u] for u in names)]
-    current = {v: int(pick[v]) for v in names}
-    value, bias = float(pick["score"]), float(pick["bias"])
-    clusters = dict(current)
-    exact = tuple(v for v in ladders if current[v] == distinct[v])
-    return Resolution(clusters, exact, value, bias, tuple(trace))
+    clusters = {v: int(pick[v]) for v in names}
+    exact = tuple(v for v in ladders if clusters[v] == distinct[v])
+    return Resolution(clusters, exact, float(pick["score"]), float(pick["bias"]), tuple(trace))
