@@ -148,22 +148,18 @@ def null(args: argparse.Namespace) -> dict:
     from mmpid import synthetic
     from mmpid.estimate import estimate
 
-    out = {}
-    cases = {"independent (N = 3,000)": None, "zoo:normal span layer 0, Y permuted": None}
     rates = {}
-    for case in cases:
+    with tempfile.TemporaryDirectory() as tmp:
+        zoo_x1, zoo_x2, zoo_y = _stores("normal", Path(tmp))["span"].load(0)
+    for case in ("independent (N = 3,000)", "zoo:normal span layer 0, Y permuted"):
         excluded = {a: 0 for a in BITS}
         t = time.perf_counter()
-        if case.startswith("zoo"):
-            with tempfile.TemporaryDirectory() as tmp:
-                store = _stores("normal", Path(tmp))["span"]
-                x1, x2, y = store.load(0)
         for seed in range(args.seeds):
             if case.startswith("independent"):
                 d = synthetic.make("independent", 3000, dim_target=64, seed=1000 + seed)
                 a, b, c = d.x_image, d.x_text, d.y
             else:
-                a, b, c = x1, x2, np.random.default_rng(seed).permutation(y)
+                a, b, c = zoo_x1, zoo_x2, np.random.default_rng(seed).permutation(zoo_y)
             est = _quiet(estimate, a, b, c, n_bootstrap=args.bootstrap, n_permutations=10,
                          seed=seed)
             for atom in BITS:
@@ -172,9 +168,7 @@ def null(args: argparse.Namespace) -> dict:
         print(f"{case}: interval excludes 0 in " + ", ".join(
             f"{SHORT[a]} {100 * rates[case][a]:.0f}%" for a in BITS)
             + f" of {args.seeds} seeds ({time.perf_counter() - t:.0f} s)", flush=True)
-    out["rates"] = rates
-    out["seeds"] = args.seeds
-    return out
+    return {"rates": rates, "seeds": args.seeds}
 
 
 def classes(args: argparse.Namespace) -> dict:

@@ -139,3 +139,11 @@ def test_over_budget_the_target_is_coarsened_first() -> None:
                               dict.fromkeys(("image", "text", "target"), 3000), max_bias=0.05,
                               max_work=solver_work(16, 16, 8))
     assert tight.clusters == {"image": 16, "text": 16, "target": 8}
+
+
+def test_a_rule_per_variable_is_recorded_as_given() -> None:
+    data = synthetic.make("and", 2000, dim_target=8, seed=6)
+    est = _quiet_estimate(data.x_image, data.x_text, data.y,
+                          clusters={"image": "conservative", "text": 5})
+    assert est.config["clusters"] == {"image": "conservative", "text": 5}
+    assert est.clusters["text"] == 5 and "resolution" not in est.details

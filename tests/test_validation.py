@@ -12,7 +12,6 @@ layer or protocol, its image atoms must be 0.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import pytest
 

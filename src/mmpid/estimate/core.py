@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from mmpid.errors import EstimateWarning, InputError
+from mmpid.errors import InputError
 from mmpid.estimate.checks import label_like_floats
 from mmpid.estimate.bootstrap import SUBSAMPLE_FRACTION
 from mmpid.estimate.convergence import convergence_note
@@ -31,6 +30,7 @@ from mmpid.estimate.options import CLUSTER_RULES, EstimateOptions
 from mmpid.estimate.options import is_int as _is_int
 from mmpid.estimate.resolution import choose_resolution, ladder
 from mmpid.estimate.result import Estimate
+from mmpid.estimate.run import Notes, seed_int, seed_streams
 from mmpid.estimate.summary import summarise
 from mmpid.estimate.solve import solve_tables
 from mmpid.estimate.tables import bootstrap_tables, joint_table, permutation_tables
@@ -212,7 +212,7 @@ def estimate(
     return _estimate_pooled(
         variables,
         requested=requested,
-        clusters_arg=opts.clusters,
+        clusters_arg=opts.clusters_json(),
         seed=opts.seed,
         n_bootstrap=opts.n_bootstrap,
         n_permutations=opts.n_permutations,
@@ -253,19 +253,6 @@ def _parse_clusters(
     }
 
 
-def _clusters_json(clusters: Any) -> Any:
-    """The ``clusters`` argument as JSON values (numpy ints become ints)."""
-    if isinstance(clusters, str):
-        return clusters
-    if _is_int(clusters):
-        return int(clusters)
-    return {k: v if v == "auto" else int(v) for k, v in dict(clusters).items()}
-
-
-def _seed_int(seq: np.random.SeedSequence) -> int:
-    return int(seq.generate_state(1)[0])
-
-
 def _estimate_pooled(
     variables: Mapping[str, Variable],
     *,
@@ -285,20 +272,10 @@ def _estimate_pooled(
     backend: str,
 ) -> Estimate:
     timing: dict[str, float] = {}
-    notes: list[str] = []
-
-    def note(message: str, *, emit: bool) -> None:
-        notes.append(message)
-        if emit:
-            warnings.warn(message, EstimateWarning, stacklevel=4)
+    note = Notes()
 
     n = next(iter(variables.values())).n
-    seeds = dict(
-        zip(
-            ("image", "text", "target", "bootstrap", "null", "subsample"),
-            np.random.SeedSequence(seed).spawn(6),
-        )
-    )
+    seeds = seed_streams(seed)
 
     # 1. reduce the continuous variables; count what each can support
     t = time.perf_counter()
@@ -309,7 +286,7 @@ def _estimate_pooled(
             if var.kind == "continuous":
                 reduced[name] = reduce(
                     var.data, normalize=normalize, n_components=n_components,
-                    seed=_seed_int(seeds[name]),
+                    seed=seed_int(seeds[name]),
                 )
                 distinct[name] = n_distinct_rows(var.data)
     timing["pca"] = time.perf_counter() - t
@@ -328,7 +305,7 @@ def _estimate_pooled(
             else:
                 with single_thread():
                     cache[name, k] = kmeans_labels(
-                        reduced[name][0], k, seed=_seed_int(seeds[name]), n_init=restarts
+                        reduced[name][0], k, seed=seed_int(seeds[name]), n_init=restarts
                     )
         return cache[name, k]
 
@@ -451,7 +428,7 @@ def _estimate_pooled(
     clusters = {name: int(ks[name]) for name in _NAMES}
     config = {
         "protocol": "pooled",
-        "clusters": _clusters_json(clusters_arg),
+        "clusters": clusters_arg,
         "clusters_used": clusters,
         "seed": seed,
         "n_bootstrap": n_bootstrap,
@@ -472,7 +449,7 @@ def _estimate_pooled(
         n=n,
         clusters=clusters,
         config=config,
-        warnings=tuple(notes),
+        warnings=tuple(note.messages),
         details=details,
         timing=timing,
     )

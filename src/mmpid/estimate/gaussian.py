@@ -32,10 +32,11 @@ from typing import Any
 import numpy as np
 from scipy.special import digamma
 
-from mmpid.errors import ConvergenceWarning, EstimateWarning, InputError, SampleSizeError
+from mmpid.errors import ConvergenceWarning, InputError, SampleSizeError
 from mmpid.estimate.discretise import Variable, as_variable, reduce, single_thread
 from mmpid.estimate.options import DISCRETE_ONLY
 from mmpid.estimate.result import Estimate
+from mmpid.estimate.run import Notes, seed_int, seed_streams
 from mmpid.estimate.summary import interval_kind, summarise
 from mmpid.pid.gaussian import DEFAULT_TOL, _gaussian_pid
 
@@ -183,10 +184,6 @@ def estimate_gaussian(
     )
 
 
-def _seed_int(seq: np.random.SeedSequence) -> int:
-    return int(seq.generate_state(1)[0])
-
-
 def _check_nonsingular(z: np.ndarray, blocks: dict[str, slice], n: int) -> None:
     """Raise InputError when the covariance of the reduced features is singular."""
     if n <= z.shape[1] + 1:
@@ -252,18 +249,10 @@ def _estimate_gaussian(
 ) -> Estimate:
 
     timing: dict[str, float] = {}
-    notes: list[str] = []
-
-    def note(message: str, *, emit: bool) -> None:
-        notes.append(message)
-        if emit:
-            warnings.warn(message, EstimateWarning, stacklevel=4)
+    note = Notes()
 
     n = variables["image"].n
-    # the same seeds (and so the same PCA) as the discrete estimator
-    seeds = dict(
-        zip(("image", "text", "target", "bootstrap", "null"), np.random.SeedSequence(seed).spawn(5))
-    )
+    seeds = seed_streams(seed)  # the same streams (and so the same PCA) as the discrete estimator
 
     # 1. reduce
     t = time.perf_counter()
@@ -273,7 +262,7 @@ def _estimate_gaussian(
         for name in _NAMES:
             z, used, explained = reduce(
                 variables[name].data, normalize=normalize, n_components=n_components,
-                seed=_seed_int(seeds[name]),
+                seed=seed_int(seeds[name]),
             )
             reduced[name] = z - z.mean(axis=0)
             summary[name] = {
@@ -392,7 +381,7 @@ def _estimate_gaussian(
         n=n,
         clusters={},
         config=config,
-        warnings=tuple(notes),
+        warnings=tuple(note.messages),
         details=details,
         timing=timing,
     )
