@@ -27,6 +27,8 @@ from mmpid.pipeline import estimate_store, extract_features
         ({"engine": "ray", "gpus_per_worker": -1}, "'gpus_per_worker' must be a number >= 0, e.g. 1; got -1."),
         ({"engine": "ray", "cpus_per_worker": 0}, "'cpus_per_worker' must be a number > 0, e.g. 1; got 0.0."),
         ({"engine": "ray", "address": " "}, "'address' must be None or a Ray address such as 'auto'"),
+        ({"engine": "ray", "tables_per_task": -1}, "'tables_per_task' must be an int >= 0 (0: one task per layer)"),
+        ({"tables_per_task": 10}, "'tables_per_task' must be left out with engine='local'; got 10."),
     ],
 )
 def test_engine_options_name_the_option(kwargs: dict[str, object], message: str) -> None:
@@ -111,3 +113,45 @@ def test_worker_failures_become_mmpid_errors() -> None:
         raise carried
     with pytest.raises(KeyError), _worker_errors("Extraction"):  # not from Ray: untouched
         raise KeyError("x")
+
+
+@pytest.mark.parametrize(
+    ("n", "per_task", "bounds"),
+    [
+        (250, 100, [(0, 100), (100, 250)]),  # the remainder joins the last chunk
+        (199, 100, [(0, 199)]),  # fewer than two full chunks: one
+        (300, 100, [(0, 100), (100, 200), (200, 300)]),
+        (31, 8, [(0, 8), (8, 16), (16, 31)]),
+        (500, 0, [(0, 500)]),  # 0: never cut
+    ],
+)
+def test_chunk_bounds_cover_the_stack_once(n: int, per_task: int, bounds: list[tuple[int, int]]) -> None:
+    from mmpid.distributed import chunk_bounds
+
+    assert chunk_bounds(n, per_task) == bounds
+
+
+def test_an_estimate_with_its_solves_cut_into_chunks_is_the_same_to_the_last_bit() -> None:
+    """The hook the Ray engine uses: estimate() hands its whole stack of tables to the splitter,
+    and chunks solved apart and joined give the atoms of one solve."""
+    import numpy as np
+
+    from mmpid import estimate, synthetic
+    from mmpid.distributed import chunk_bounds
+    from mmpid.estimate.solve import AtomColumns, solve_tables, splitting_solves
+
+    d = synthetic.make("and", 600, dim_image=8, dim_text=8, seed=3)
+    kwargs = {"n_bootstrap": 40, "n_permutations": 20, "seed": 5}
+    whole = estimate(d.x_image, d.x_text, d.y, **kwargs)
+    stacks: list[int] = []
+
+    def split(tables: np.ndarray, method: str, backend: str) -> AtomColumns:
+        stacks.append(len(tables))
+        parts = [solve_tables(tables[a:b], method=method, backend=backend) for a, b in chunk_bounds(len(tables), 7)]
+        return AtomColumns.concatenate(parts)
+
+    with splitting_solves(split):
+        cut = estimate(d.x_image, d.x_text, d.y, **kwargs)
+    assert stacks == [1 + 40 + 20]
+    assert cut.to_frame().equals(whole.to_frame())
+    assert cut.details["solver"] == whole.details["solver"]

@@ -66,6 +66,26 @@ def test_ray_estimation_equals_local_to_the_last_bit(cluster: Any, local_store: 
 
 
 @pytest.mark.slow
+def test_ray_estimation_with_solves_cut_into_chunk_tasks_equals_local(cluster: Any, local_store: Path) -> None:
+    """One layer, 33 tables cut into Ray tasks of 8 (the layer's task waits for them): the same
+    estimate as one solve in this process, to the last bit."""
+    from mmpid.distributed import estimate_layers_on_ray
+    from mmpid.engine import EngineOptions
+    from mmpid.estimate.options import EstimateOptions
+    from mmpid.pipeline import _estimate_layer
+    from mmpid.store import FeatureStore
+
+    options = EstimateOptions(clusters=3, n_bootstrap=24, n_permutations=8)
+    local = _estimate_layer(FeatureStore.open(local_store), 2, options)
+    engine = EngineOptions(engine="ray", workers=1, tables_per_task=8)
+    [(layer, on_ray)] = list(estimate_layers_on_ray(str(local_store), [2], options, engine))
+    assert layer == 2
+    assert on_ray == local
+    assert dict(local.records[0])  # a real estimate, not an empty one
+    assert local.config["n_bootstrap"] == 24
+
+
+@pytest.mark.slow
 def test_cli_analyze_on_ray_gives_the_local_results(
     cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -95,3 +95,45 @@ def test_row_count_mismatch(tmp_path):
     store = FeatureStore.create(tmp_path, CONFIG, info={"n_layers": 1})
     with pytest.raises(StoreError, match="has 3 rows for 2 samples"):
         store.write_shard(0, {"x_image": np.zeros((3, 2), np.float32)}, sample_ids=["a", "b"])
+
+
+def test_shards_written_before_the_manifest(tmp_path):
+    """The Ray engine's new store: make_room, shards written, then the manifest (keep_unlisted);
+    a run stopped before its manifest leaves unlisted shards that the next run deletes."""
+    from mmpid.store import write_shard_file
+
+    rng = np.random.default_rng(1)
+    FeatureStore.make_room(tmp_path / "s")
+    entry = write_shard_file(tmp_path / "s", 0, _fusion_shard(rng, 4), sample_ids=list("abcd"))
+    store = FeatureStore.create(tmp_path / "s", CONFIG, info={"n_layers": 3}, keep_unlisted=True)
+    assert store.finished_shards() == set()  # written, not yet listed
+    store.record_shard(entry)
+    assert store.finished_shards() == {0}
+
+    # a stopped run: shards, no manifest; the folder is a new store's, its shard files are deleted
+    stopped = tmp_path / "stopped"
+    FeatureStore.make_room(stopped)
+    write_shard_file(stopped, 3, _fusion_shard(rng, 2), sample_ids=["x", "y"])
+    assert [p.name for p in (stopped / "shards").iterdir()] == ["shard-00003.safetensors"]
+    FeatureStore.create(stopped, CONFIG, info={"n_layers": 3})
+    assert list((stopped / "shards").iterdir()) == []
+    # ... and so does make_room
+    again = tmp_path / "again"
+    FeatureStore.make_room(again)
+    write_shard_file(again, 1, _fusion_shard(rng, 2), sample_ids=["x", "y"])
+    FeatureStore.make_room(again)
+    assert list((again / "shards").iterdir()) == []
+
+
+def test_make_room_refuses_what_it_must_not_delete(tmp_path):
+    FeatureStore.create(tmp_path / "store", CONFIG, info={"n_layers": 1})
+    with pytest.raises(StoreError, match="holds a feature store; resume it, or overwrite it"):
+        FeatureStore.make_room(tmp_path / "store")
+    FeatureStore.make_room(tmp_path / "store", overwrite=True)
+    assert [p.name for p in (tmp_path / "store").iterdir()] == ["shards"]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    for call in (lambda: FeatureStore.make_room(tmp_path / "other"), lambda: FeatureStore.create(tmp_path / "other", CONFIG)):
+        with pytest.raises(StoreError, match="is not empty and holds no feature store"):
+            call()
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"

@@ -20,16 +20,25 @@ hub cache), the dataset, and the store folder (a shared file system). Workers ru
 driver's working folder where it exists, so relative paths mean the same on this node; on
 other nodes give absolute paths.
 
-The model's description that the manifest records comes from one small Ray task that
-loads the model on a worker, so the driver never loads the model itself.
+The driver never loads the model itself. The model's description that the manifest records
+comes from the workers: for a new store (or ``overwrite``) each actor describes the model it
+loaded and sends the description with every shard; the driver writes the manifest when the
+first shard arrives (the actors write their shards into the folder
+:meth:`~mmpid.store.FeatureStore.make_room` prepared). A run stopped before that leaves only
+unlisted shard files, which the next run deletes. To resume a store, whose manifest must be
+checked before any shard is written, one small Ray task loads the model and describes it first.
 
 Estimation
 ----------
 Each layer is one Ray task (:func:`_estimate_layer_task`), holding ``cpus_per_worker``
 CPUs, with torch, BLAS/OpenMP and numba threads pinned to that share, so that tasks do not
-oversubscribe the cores. The driver writes each layer's cache file and the results, as
-the local engine does. A layer's estimate does not depend on where it ran: Ray gives
-the same numbers as the local engine, to the last bit.
+oversubscribe the cores. A layer whose stack of tables (the data's, the bootstrap's, the
+permutation null's) holds at least two chunks of ``tables_per_task`` tables has its solves
+cut into chunks, each a Ray task of its own (:func:`_solve_chunk_task`); while the layer's
+task waits for them, Ray lends its CPU to them. Each table is solved on its own, so the
+chunks put back together give the atoms of one solve. The driver writes each layer's cache
+file and the results, as the local engine does. A layer's estimate does not depend on where
+it ran: Ray gives the same numbers as the local engine, to the last bit.
 """
 
 from __future__ import annotations
@@ -176,6 +185,7 @@ class _ShardWorker:
                 f"{fingerprint!r}); every node needs the same dataset files."
             )
         self.adapter = load_adapter(model, device=device, dtype=dtype)
+        self.description = json.dumps(self.adapter.describe())
         self.store_dir = store_dir
         self.extract = extract
 
@@ -195,7 +205,11 @@ class _ShardWorker:
                     self.store_dir, int(index), arrays, sample_ids=ids, skipped=skipped, extra=extra
                 )
                 entries.append(json.dumps(entry))
-        return {"entry": np.asarray(entries, dtype=object), "rows": np.asarray(batch["stop"]) - batch["start"]}
+        return {
+            "entry": np.asarray(entries, dtype=object),
+            "rows": np.asarray(batch["stop"]) - batch["start"],
+            "model": np.asarray([self.description] * len(entries), dtype=object),
+        }
 
 
 def _pool_size(ray: Any, engine: EngineOptions, n_shards: int) -> int:
@@ -227,25 +241,35 @@ def extract_on_ray(
     """
     from tqdm.auto import tqdm
 
-    from mmpid.extract import finish_store, open_store
+    from mmpid.extract import finish_store, open_store, shard_ranges
+    from mmpid.store import MANIFEST, FeatureStore
 
-    data_kwargs = _dataset_kwargs(options)
-    data = _load_dataset(data_kwargs)
+    data = _load_dataset(_dataset_kwargs(options))
     if len(data) == 0:
         raise DatasetError("The dataset holds no samples; nothing to extract.")
     threads = max(1, math.floor(engine.cpus_per_worker))
+    layout = {
+        "protocol": options.protocol, "pooling": options.pooling, "target": options.target,
+        "batch_size": options.batch_size, "shard_size": options.shard_rows(),
+    }
+
+    def create(info: dict[str, Any], *, keep_unlisted: bool = False) -> tuple[Any, list[tuple[int, int, int]]]:
+        return open_store(info, data, store_dir, **layout, overwrite=False, keep_unlisted=keep_unlisted)
+
     with ray_session(engine) as ray:
         resources = {"num_cpus": engine.cpus_per_worker}
         if engine.gpus_per_worker > 0:
             resources["num_gpus"] = engine.gpus_per_worker
-        describe = ray.remote(_describe_model).options(**resources, max_retries=2)
-        with _worker_errors("Loading the model"):
-            info = ray.get(describe.remote(model, options.device, options.dtype, threads, os.getcwd()))
-        store, todo = open_store(
-            info, data, store_dir, protocol=options.protocol, pooling=options.pooling,
-            target=options.target, batch_size=options.batch_size, shard_size=options.shard_rows(),
-            overwrite=overwrite,
-        )
+        store: Any = None
+        if overwrite or not (Path(store_dir) / MANIFEST).exists():
+            # a new store: its manifest is written when the first shard (and the model's description) arrives
+            FeatureStore.make_room(store_dir, overwrite=overwrite)
+            todo = shard_ranges(len(data), layout["shard_size"])
+        else:  # a store to resume: its manifest is checked before any shard is written
+            describe = ray.remote(_describe_model).options(**resources, max_retries=2)
+            with _worker_errors("Loading the model"):
+                info = ray.get(describe.remote(model, options.device, options.dtype, threads, os.getcwd()))
+            store, todo = create(info)
         n = len(data)
         bar = tqdm(
             total=n, initial=n - sum(b - a for _, a, b in todo), desc="extract (ray)", unit="sample",
@@ -253,7 +277,10 @@ def extract_on_ray(
         )
         try:
             if todo:
-                _run_pool(ray, store, todo, model, options, engine, data, resources, threads, bar)
+                store = _run_pool(
+                    ray, str(store_dir), store, lambda info: create(info, keep_unlisted=True)[0], todo, model, options,
+                    engine, data, resources, threads, bar,
+                )
         finally:
             bar.close()
     finish_store(store)
@@ -261,10 +288,14 @@ def extract_on_ray(
 
 
 def _run_pool(
-    ray: Any, store: Any, todo: list[tuple[int, int, int]], model: str, options: ExtractOptions,
+    ray: Any, store_dir: str, store: Any, create: Any, todo: list[tuple[int, int, int]], model: str, options: ExtractOptions,
     engine: EngineOptions, data: Any, resources: dict[str, float], threads: int, bar: Any,
-) -> None:
-    """Map the shards left over the actor pool; record each finished shard in the manifest."""
+) -> Any:
+    """Map the shards left over the actor pool; record each finished shard in the manifest.
+
+    ``store`` is None for a new store: ``create(description)`` makes it when the first shard
+    arrives. Returns the store.
+    """
     from ray.data import ActorPoolStrategy
 
     rows = [{"index": k, "start": a, "stop": b} for k, a, b in todo]
@@ -277,7 +308,7 @@ def _run_pool(
             "dtype": options.dtype,
             "dataset": _dataset_kwargs(options),
             "fingerprint": data.describe().get("fingerprint"),
-            "store_dir": str(store.path),
+            "store_dir": store_dir,
             "extract": {
                 "protocol": options.protocol,
                 "pooling": options.pooling,
@@ -294,20 +325,65 @@ def _run_pool(
     )
     with _worker_errors("Extraction"):
         for row in done.iter_rows():
+            if store is None:
+                store = create(json.loads(row["model"]))
             store.record_shard(json.loads(row["entry"]))
             bar.update(int(row["rows"]))
+    return store
 
 
 # ---------------------------------------------------------------- estimation
 
 
-def _estimate_layer_task(store_dir: str, layer: int, options: Any, threads: int, cwd: str) -> Any:
-    """One layer's estimate, on a worker, with its threads pinned to its CPU share."""
+def chunk_bounds(n_tables: int, per_task: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the chunks a stack of ``n_tables`` is cut into: ``per_task`` tables
+    each, the remainder joined to the last chunk; one chunk when fewer than two would be full
+    (or ``per_task`` is 0)."""
+    if per_task <= 0 or n_tables < 2 * per_task:
+        return [(0, n_tables)]
+    starts = list(range(0, n_tables - per_task + 1, per_task))
+    return [(a, b) for a, b in zip(starts, [*starts[1:], n_tables])]
+
+
+def _solve_chunk_task(tables: Any, method: str, backend: str, threads: int) -> Any:
+    """The atoms of one chunk of tables (a Ray task), threads pinned to its CPU share."""
+    from mmpid.estimate.solve import solve_tables
+
+    with pinned_threads(threads):
+        return solve_tables(tables, method=method, backend=backend)
+
+
+def _chunked_solver(ray: Any, per_task: int, cpus: float, threads: int) -> Any:
+    """A splitter for :func:`mmpid.estimate.solve.splitting_solves`: one Ray task per chunk."""
+    from mmpid.estimate.solve import AtomColumns, solve_tables
+
+    task = ray.remote(_solve_chunk_task).options(num_cpus=cpus, max_retries=3)
+
+    def solve(tables: Any, method: str, backend: str) -> Any:
+        bounds = chunk_bounds(len(tables), per_task)
+        if len(bounds) == 1:
+            return solve_tables(tables, method=method, backend=backend)
+        refs = [task.remote(tables[a:b], method, backend, threads) for a, b in bounds]
+        with _worker_errors("Solving a chunk of tables"):
+            return AtomColumns.concatenate(ray.get(refs))
+
+    return solve
+
+
+def _estimate_layer_task(
+    store_dir: str, layer: int, options: Any, threads: int, cwd: str, per_task: int = 0, cpus: float = 1.0
+) -> Any:
+    """One layer's estimate, on a worker, with its threads pinned to its CPU share; its table
+    solves cut into Ray tasks of ``per_task`` tables (0: solved here)."""
+    import ray
+
+    from mmpid.estimate.solve import splitting_solves
     from mmpid.pipeline import _estimate_layer
     from mmpid.store import FeatureStore
 
     _enter(cwd)
-    with pinned_threads(threads):
+    split = splitting_solves(_chunked_solver(ray, per_task, cpus, threads)) if per_task else contextlib.nullcontext()
+    with pinned_threads(threads), split:
         return _estimate_layer(FeatureStore.open(store_dir), layer, options)
 
 
@@ -324,7 +400,9 @@ def estimate_layers_on_ray(
         while queue or pending:
             while queue and len(pending) < limit:
                 layer = queue.pop(0)
-                pending[task.remote(store_dir, layer, options, threads, os.getcwd())] = layer
+                pending[task.remote(
+                    store_dir, layer, options, threads, os.getcwd(), engine.tables_per_task, engine.cpus_per_worker
+                )] = layer
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 layer = pending.pop(ref)

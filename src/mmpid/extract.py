@@ -194,11 +194,13 @@ def open_store(
     batch_size: int,
     shard_size: int,
     overwrite: bool,
+    keep_unlisted: bool = False,
 ) -> tuple[FeatureStore, list[tuple[int, int, int]]]:
     """Create (or resume) the store of this configuration; the shards left, as (index, start, stop).
 
     ``model`` is the adapter's ``describe()`` (which also gives ``n_layers`` and ``hidden_size``),
     so a driver that never loads the model (the Ray engine) writes the same manifest.
+    ``keep_unlisted``: see :meth:`FeatureStore.create`.
     """
     ds_info = dataset.describe()
     n = len(dataset)
@@ -240,10 +242,14 @@ def open_store(
     }
     pins = {k: versions[k] for k in PINNED}
     pins["model"] = model["revision"] or folder_fingerprint(model["id"])
-    store = FeatureStore.create(out, config, info=info, pins=pins, overwrite=overwrite)
+    store = FeatureStore.create(out, config, info=info, pins=pins, overwrite=overwrite, keep_unlisted=keep_unlisted)
     done = store.finished_shards()
-    todo = [(k, start, min(start + shard_size, n)) for k, start in enumerate(range(0, n, shard_size)) if k not in done]
-    return store, todo
+    return store, [shard for shard in shard_ranges(n, shard_size) if shard[0] not in done]
+
+
+def shard_ranges(n: int, shard_size: int) -> list[tuple[int, int, int]]:
+    """Every shard of ``n`` examples: ``(index, start, stop)``, ``shard_size`` examples each."""
+    return [(k, start, min(start + shard_size, n)) for k, start in enumerate(range(0, n, shard_size))]
 
 
 def compute_shard(

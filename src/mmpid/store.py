@@ -112,6 +112,14 @@ def write_shard_file(
     }
 
 
+def _refuse_foreign(path: Path) -> None:
+    """StoreError when ``path`` holds anything but a (possibly empty) ``shards`` folder."""
+    if path.exists() and any(p.name != SHARDS or not p.is_dir() for p in path.iterdir()):
+        raise StoreError(
+            f"The folder {str(path)!r} is not empty and holds no feature store; give an empty or new folder."
+        )
+
+
 class FeatureStore:
     """A folder of pooled features written by :func:`mmpid.extract.extract`.
 
@@ -162,6 +170,7 @@ class FeatureStore:
         info: dict[str, Any] | None = None,
         pins: dict[str, Any] | None = None,
         overwrite: bool = False,
+        keep_unlisted: bool = False,
     ) -> FeatureStore:
         """Start a store for ``config``, or resume the one already there with the same config.
 
@@ -177,6 +186,11 @@ class FeatureStore:
             When ``path`` holds a store made with another configuration (pass
             ``overwrite=True`` to replace it), an unfinished store started under other pins,
             or something that is not a store.
+
+        A folder that holds only a ``shards`` folder (the shard files of a run stopped before its
+        manifest was written) is a new store's: those files are deleted, or kept with
+        ``keep_unlisted=True`` (the Ray engine's workers write shards before the driver writes
+        the manifest; see :meth:`make_room`).
         """
         path = Path(path)
         digest = config_hash(config)
@@ -197,10 +211,10 @@ class FeatureStore:
                 )
             (path / MANIFEST).unlink()
             shutil.rmtree(path / SHARDS, ignore_errors=True)
-        elif path.exists() and any(path.iterdir()):
-            raise StoreError(
-                f"The folder {str(path)!r} is not empty and holds no feature store; give an empty or new folder."
-            )
+        else:
+            _refuse_foreign(path)
+            if not keep_unlisted:
+                shutil.rmtree(path / SHARDS, ignore_errors=True)
         (path / SHARDS).mkdir(parents=True, exist_ok=True)
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -214,6 +228,27 @@ class FeatureStore:
         store = cls(path, manifest)
         store._save()
         return store
+
+    @staticmethod
+    def make_room(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Ready ``path`` for a new store whose shards are written before its manifest.
+
+        The Ray engine starts its workers before it knows the model's description that the
+        manifest records (a worker loads the model and tells it): the workers write shards
+        into the folder this prepares, and the driver then writes the manifest with
+        :meth:`create` (``keep_unlisted=True``). A store already there is removed with
+        ``overwrite``, else refused (resume it with :meth:`create`); anything else that is not
+        a store is refused, as :meth:`create` refuses it; unlisted shard files are deleted.
+        """
+        path = Path(path)
+        if (path / MANIFEST).exists():
+            if not overwrite:
+                raise StoreError(f"The folder {str(path)!r} holds a feature store; resume it, or overwrite it.")
+            (path / MANIFEST).unlink()
+        else:
+            _refuse_foreign(path)
+        shutil.rmtree(path / SHARDS, ignore_errors=True)
+        (path / SHARDS).mkdir(parents=True, exist_ok=True)
 
     def _check_pins(self, pins: dict[str, Any]) -> None:
         """Refuse to add shards to an unfinished store started under other pins."""

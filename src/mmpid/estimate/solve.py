@@ -1,13 +1,21 @@
-"""One batched PID solve for a stack of count tables, returned as atom columns."""
+"""One batched PID solve for a stack of count tables, returned as atom columns.
+
+Each table is solved on its own, so a stack may be cut into chunks solved anywhere (the Ray
+engine's tasks) and put back together: the atoms are the same to the last bit. Inside
+:func:`splitting_solves`, :func:`solve_tables` hands its stack to the given splitter.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-__all__ = ["AtomColumns", "solve_tables", "RETRY_MAX_ITER"]
+__all__ = ["RETRY_MAX_ITER", "AtomColumns", "solve_tables", "splitting_solves"]
 
 #: Iteration limit of the second run given to tables the solver's default left unconverged.
 RETRY_MAX_ITER = 2_000
@@ -40,6 +48,30 @@ class AtomColumns:
     def __len__(self) -> int:
         return len(self.redundancy)
 
+    @classmethod
+    def concatenate(cls, parts: Sequence[AtomColumns]) -> AtomColumns:
+        """The columns of ``parts``, one after another (chunks of one stack, in order)."""
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
+
+#: A splitter: ``(tables, method, backend) -> AtomColumns``, solving the stack its own way.
+Splitter = Callable[[np.ndarray, str, str], AtomColumns]
+_SPLITTER: ContextVar[Splitter | None] = ContextVar("mmpid_solve_splitter", default=None)
+
+
+@contextlib.contextmanager
+def splitting_solves(splitter: Splitter) -> Iterator[None]:
+    """Inside the block, :func:`solve_tables` calls ``splitter`` instead of solving in this process.
+
+    The splitter must give every table the atoms :func:`solve_tables` gives it (chunks solved
+    by :func:`solve_tables` and joined with :meth:`AtomColumns.concatenate` do).
+    """
+    token = _SPLITTER.set(splitter)
+    try:
+        yield
+    finally:
+        _SPLITTER.reset(token)
+
 
 def solve_tables(tables: np.ndarray, *, method: str = "exact", backend: str = "numpy") -> AtomColumns:
     """BROJA PID of every table (B, k_image, k_text, k_target) of counts, in one batched call.
@@ -48,6 +80,14 @@ def solve_tables(tables: np.ndarray, *, method: str = "exact", backend: str = "n
     Tables left unconverged by the solver's default iteration limit are solved again with
     ``max_iter=RETRY_MAX_ITER``; whatever still fails keeps ``converged=False`` and its gap.
     """
+    splitter = _SPLITTER.get()
+    if splitter is not None:
+        token = _SPLITTER.set(None)  # the splitter's own calls solve here
+        try:
+            return splitter(tables, method, backend)
+        finally:
+            _SPLITTER.reset(token)
+
     from mmpid.errors import ConvergenceWarning
     from mmpid.pid import decompose_many
 
