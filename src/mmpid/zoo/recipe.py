@@ -69,6 +69,13 @@ class Recipe:
     vision_pretrain_steps : int
         Steps of vision-tower pretraining on image labels before the answer-token training
         (0: none; constant lr ``lr``, same batch size); see :func:`pretrain_vision`.
+    hint_fraction : float
+        Fraction, in [0, 1], of the what-color and what-shape questions (training and test) that
+        state their answer ("the shape is red. what color is the shape?"), chosen per sample id by
+        :mod:`mmpid.data.hints`; 0: none. A recipe with hints gets its own tokenizer, which adds
+        the hints' ``"."`` after the standard vocabulary.
+    hint_seed : int
+        Seed of that choice.
     """
 
     name: str
@@ -88,6 +95,8 @@ class Recipe:
     lr: float = 3e-3
     weight_decay: float = 0.01
     vision_pretrain_steps: int = 0
+    hint_fraction: float = 0.0
+    hint_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -107,6 +116,9 @@ class Recipe:
             raise InputError(
                 f"The 'vision_pretrain_steps' parameter must be a non-negative int. Got {steps!r} instead."
             )
+        from mmpid.data.hints import HintSpec
+
+        HintSpec(fraction=self.hint_fraction, seed=self.hint_seed)  # validates both
         if self.family == "llava" and self.scale_factor != 1:
             raise InputError(f"The 'scale_factor' parameter must be 1 for the llava family. Got {self.scale_factor}.")
 
@@ -114,6 +126,20 @@ class Recipe:
     def n_image_tokens(self) -> int:
         """Image tokens the language model sees per image."""
         return (IMAGE_SIZE // self.patch_size // self.scale_factor) ** 2
+
+    @property
+    def hints(self):
+        """The :class:`mmpid.data.hints.HintSpec` of this recipe, or None when it has no hints."""
+        from mmpid.data.hints import HintSpec
+
+        return HintSpec(fraction=self.hint_fraction, seed=self.hint_seed) if self.hint_fraction > 0 else None
+
+    @property
+    def extra_words(self) -> tuple[str, ...]:
+        """Words this recipe's tokenizer appends to the standard vocabulary (the hints' ones)."""
+        from mmpid.data.hints import HINT_WORDS
+
+        return HINT_WORDS if self.hints is not None else ()
 
     def to_dict(self) -> dict:
         """All fields as plain Python values."""
@@ -141,6 +167,15 @@ RECIPES: dict[str, Recipe] = {
             **_BASE,
         ),
         Recipe(
+            name="hinted",
+            description="Same architecture and recipe as normal, but one third of the what-color and "
+            "what-shape questions state their answer (\"the shape is red. what color is the shape?\"), "
+            "in training and in the easy-vqa-hinted test questions: on those, image and text each suffice "
+            "(redundancy).",
+            hint_fraction=1.0 / 3.0,
+            **_BASE,
+        ),
+        Recipe(
             name="shuffle",
             description="Idefics3-style: a 4-token image budget made by pixel-shuffling 2x2 neighbouring "
             "patches (patch 16) into one token before a linear connector; the same recipe as normal "
@@ -163,7 +198,7 @@ def build_processor(recipe: Recipe):
     colour (:data:`IMAGE_MEAN`, :data:`IMAGE_STD`). The chat template renders
     :data:`mmpid.zoo.tokenizer.PROMPT_TEMPLATE`.
     """
-    tokenizer = build_tokenizer(family=recipe.family)
+    tokenizer = build_tokenizer(family=recipe.family, extra_words=recipe.extra_words)
     if recipe.family == "idefics3":
         from transformers import Idefics3ImageProcessorPil, Idefics3Processor
 
@@ -289,6 +324,12 @@ class Encoded:
     def subset(self, n: int) -> Encoded:
         """The first ``n`` questions (all images kept)."""
         return Encoded(self.ids[:n], self.answer_ids[:n], self.image_rows[:n], self.pixels, self.blank)
+
+    def select(self, rows) -> Encoded:
+        """The questions at ``rows`` (int array of shape (K,)), in that order (all images kept)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return Encoded([self.ids[i] for i in rows], self.answer_ids[rows], self.image_rows[rows], self.pixels,
+                       self.blank)
 
 
 def blank_image() -> np.ndarray:
