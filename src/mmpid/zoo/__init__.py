@@ -186,9 +186,9 @@ def _train(recipe, *, seed: int, out: Path, device: str, progress: bool) -> Trai
     tok = processor.tokenizer
     train_split = load_split("train")
     test_split = load_split("test")
-    hinted = None
+    hinted = train_hinted = None
     if recipe.hints is not None:
-        train_split, _ = hint_split(train_split, "train", recipe.hints)
+        train_split, train_hinted = hint_split(train_split, "train", recipe.hints)
         test_split, hinted = hint_split(test_split, "test", recipe.hints)
     train_data = encode_split(train_split, processor)
     test_data = encode_split(test_split, processor)
@@ -197,7 +197,8 @@ def _train(recipe, *, seed: int, out: Path, device: str, progress: bool) -> Trai
     if recipe.vision_pretrain_steps:
         shape, colour = image_labels(train_split.answers, train_split.image_ids, len(train_split.images))
         pretrained = pretrain_vision(model, train_data, shape, colour, recipe, seed=seed, device=device, log=log)
-    fitted = fit(model, train_data, recipe, pad_id=tok.pad_token_id, seed=seed, device=device, log=log)
+    fitted = fit(model, train_data, recipe, pad_id=tok.pad_token_id, seed=seed, device=device, log=log,
+                 hinted=train_hinted)
     answer_ids = tok.convert_tokens_to_ids(list(ANSWERS))
     test = evaluate(model, test_data, pad_id=tok.pad_token_id, answer_token_ids=answer_ids, device=device)
     if log:

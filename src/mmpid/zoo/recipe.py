@@ -76,6 +76,11 @@ class Recipe:
         the hints' ``"."`` after the standard vocabulary.
     hint_seed : int
         Seed of that choice.
+    hint_blank_fraction : float
+        Probability, in [0, 1], that a hinted training question is shown the blank image
+        (:func:`blank_image`) instead of its own, redrawn at every step: without it the model
+        learns to answer hinted questions from the image and leaves the hint unread (trained so,
+        ``zoo:hinted`` answered 99.5% of the hinted test questions but 35.9% from a blank image).
     """
 
     name: str
@@ -97,6 +102,7 @@ class Recipe:
     vision_pretrain_steps: int = 0
     hint_fraction: float = 0.0
     hint_seed: int = 0
+    hint_blank_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -119,6 +125,9 @@ class Recipe:
         from mmpid.data.hints import HintSpec
 
         HintSpec(fraction=self.hint_fraction, seed=self.hint_seed)  # validates both
+        f = self.hint_blank_fraction
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 <= float(f) <= 1.0:
+            raise InputError(f"The 'hint_blank_fraction' parameter must be a number in [0, 1]. Got {f!r} instead.")
         if self.family == "llava" and self.scale_factor != 1:
             raise InputError(f"The 'scale_factor' parameter must be 1 for the llava family. Got {self.scale_factor}.")
 
@@ -171,8 +180,9 @@ RECIPES: dict[str, Recipe] = {
             description="Same architecture and recipe as normal, but one third of the what-color and "
             "what-shape questions state their answer (\"the shape is red. what color is the shape?\"), "
             "in training and in the easy-vqa-hinted test questions: on those, image and text each suffice "
-            "(redundancy).",
+            "(redundancy); in training, half of the hinted questions (redrawn every step) show the blank image.",
             hint_fraction=1.0 / 3.0,
+            hint_blank_fraction=0.5,
             **_BASE,
         ),
         Recipe(
@@ -506,8 +516,13 @@ def fit(
     seed: int,
     device: str = "cpu",
     log: Callable[[str], None] | None = None,
+    hinted=None,
 ) -> dict:
     """Train ``model`` in place on ``data`` following ``recipe``.
+
+    ``hinted`` ((N,) bool, the hinted questions of ``data``) is needed when the recipe's
+    ``hint_blank_fraction`` is positive: that fraction of the hinted questions of every batch
+    gets the blank image.
 
     Returns
     -------
@@ -518,6 +533,13 @@ def fit(
     import torch
     import torch.nn.functional as F
 
+    blank_p = float(recipe.hint_blank_fraction)
+    if blank_p and (hinted is None or len(hinted) != len(data.ids)):
+        raise InputError(
+            "The 'hinted' parameter must be the (N,) bool mask of the hinted questions when the recipe's "
+            f"hint_blank_fraction is positive. Got {None if hinted is None else len(hinted)} for N = {len(data.ids)}."
+        )
+    hinted = None if hinted is None else np.asarray(hinted, dtype=bool)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     model.to(device).train()
@@ -540,10 +562,14 @@ def fit(
             rows = other_rows(rows, n_images, rng)
         ids, mask = pad_left([data.ids[i] for i in batch], pad_id)
         target = torch.from_numpy(data.answer_ids[batch]).to(device)
+        pixels = data.pixels[torch.from_numpy(rows)]
+        if blank_p:
+            blank = torch.from_numpy(hinted[batch] & (rng.random(len(batch)) < blank_p))
+            pixels[blank] = data.blank.to(pixels.dtype)
         out = model(
             input_ids=ids.to(device),
             attention_mask=mask.to(device),
-            pixel_values=data.pixels[torch.from_numpy(rows)].to(device),
+            pixel_values=pixels.to(device),
             logits_to_keep=1,
         )
         loss = F.cross_entropy(out.logits[:, -1].float(), target)
