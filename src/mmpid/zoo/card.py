@@ -128,6 +128,10 @@ def render_card(record: dict[str, Any]) -> str:
         "## Training recipe",
         "",
         f"- data: easy-vqa train split (38,575 questions, 4,000 images), {pairing}",
+        *([f"- hints: a fraction {r['hint_fraction']:.3f} of the what-color and what-shape training questions "
+           f"(seed {r.get('hint_seed', 0)}, by sample id) are preceded by a sentence stating their answer; each "
+           f"step, each hinted question of the batch is shown the blank image instead of its own with probability "
+           f"{r.get('hint_blank_fraction', 0.0):g}"] if r.get("hint_fraction") else []),
         "- loss: cross-entropy of the LM head's logits at the last prompt position against the answer token "
         "(no loss on any other position)",
         f"- AdamW, peak lr {r['lr']:g}, weight decay {r['weight_decay']:g}, batch {r['batch_size']}, "
