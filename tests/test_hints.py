@@ -242,3 +242,48 @@ def test_the_report_of_a_run_folder_holds_the_comparison_section(tmp_path) -> No
     (tmp_path / "compare.json").write_text("{}")
     with pytest.raises(InputError, match="is not a comparison written by `mmpid compare`"):
         render_report(tmp_path, tmp_path)
+
+
+def test_compare_into_a_run_folder_rerenders_its_report(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    from mmpid.baselines.comparison import Comparison
+    from mmpid.report import ATOMS, LayerResults
+    from mmpid.report.results import AtomRecord
+
+    data = _comparison()
+    comp = Comparison(methods={}, pid=data["pid"], errors=data["errors"], info=data["info"])
+    alone = comp.write(tmp_path / "alone")  # not a run folder: compare.html only
+    assert "report" not in alone and not (tmp_path / "alone" / "report.html").exists()
+    assert "0.622" in alone["html"].read_text()
+    records = [AtomRecord(layer=0, atom=a, plugin=0.5, null_mean=0.1, corrected=0.4, ci_low=0.3, ci_high=0.5)
+               for a in ATOMS]
+    LayerResults({"model": "zoo:normal"}, [0], [], records).save(tmp_path / "run")
+    paths = comp.write(tmp_path / "run")
+    html = paths["report"].read_text()
+    assert paths["report"] == tmp_path / "run" / "report.html"
+    assert "PID beside the methods" in html and "0.622" in html and "not run: ModelFamilyError" in html
+
+
+def test_oracle_of_a_hinted_store_reads_its_hints(tmp_path) -> None:
+    """A store of easy-vqa-hinted samples records its hints; the oracle uses the hinted text latent."""
+    _, answers, _ = load_questions("test")
+    _, truth = np.unique(np.asarray(answers), return_inverse=True)
+    idx = subset_indices("hinted what-color", hints=DEFAULT_HINTS)
+
+    class Store:  # duck-types FeatureStore: manifest, sample_ids, predictions()
+        def __init__(self, hints):
+            self.manifest = {"dataset_info": {"name": "easy-vqa-hinted", "hints": hints}}
+            self.sample_ids = [f"test-{i}" for i in idx]
+
+        def predictions(self):
+            return truth[idx]
+
+    from mmpid.zoo.oracle import oracle_of_store
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EstimateWarning)  # without hints the text latent is constant
+        hinted = oracle_of_store(Store({"fraction": 1 / 3, "seed": 0, "n_hinted": len(idx)}), n_bootstrap=5,
+                                 n_permutations=3, seed=0)
+        plain = oracle_of_store(Store(None), n_bootstrap=5, n_permutations=3, seed=0)
+    assert hinted.redundancy.plugin > 2.9 and abs(hinted.unique_image.plugin) < 1e-6
+    assert abs(plain.redundancy.plugin) < 1e-6 and plain.unique_image.plugin > 2.9
