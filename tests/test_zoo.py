@@ -17,7 +17,7 @@ from mmpid.zoo import recipe as R  # noqa: E402
 from mmpid.zoo._data import load_split  # noqa: E402
 from mmpid.zoo.tokenizer import ANSWERS, PROMPT_TEMPLATE, build_tokenizer, words  # noqa: E402
 
-SHIPPED = ("blind", "normal", "shuffle")
+SHIPPED = ("blind", "hinted", "normal", "shuffle")
 N = zoo.SUBSET_SIZE
 
 
@@ -62,7 +62,7 @@ def test_resolve_returns_the_model_folder(name):
 
 
 def test_resolve_rejects_unknown_names_and_lists_the_known_ones():
-    with pytest.raises(InputError, match=r"'spec'.*zoo:blind, zoo:normal, zoo:shuffle.*Got 'zoo:nope'"):
+    with pytest.raises(InputError, match=r"'spec'.*zoo:blind, zoo:hinted, zoo:normal, zoo:shuffle.*Got 'zoo:nope'"):
         zoo.resolve("zoo:nope")
     with pytest.raises(InputError, match=r"'spec' parameter must be a string.*Got int"):
         zoo.resolve(3)
@@ -76,7 +76,7 @@ def test_resolve_tells_how_to_retrain_a_missing_model(tmp_path, monkeypatch):
 
 
 def test_train_validates_before_training():
-    with pytest.raises(InputError, match=r"'name' parameter must be one of \['blind', 'normal', 'shuffle'\]"):
+    with pytest.raises(InputError, match=r"'name' parameter must be one of \['blind', 'hinted', 'normal', 'shuffle'\]"):
         zoo.train("big")
     with pytest.raises(InputError, match=r"'seed' parameter must be a non-negative int. Got -1"):
         zoo.train("normal", seed=-1)
@@ -170,6 +170,10 @@ def test_training_inputs_equal_the_processor_outputs(name, loaded, test_split):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_card_accuracy_is_reproduced_on_the_fixed_subset(name, test_split):
     info = zoo.info(name)
+    if R.RECIPES[name].hints is not None:  # its test questions are easy-vqa-hinted's
+        from mmpid.zoo._data import hint_split
+
+        test_split, _ = hint_split(test_split, "test", R.RECIPES[name].hints)
     acc = zoo.subset_accuracy(zoo.resolve(name), test_split, n=N)
     # same computation as recorded at training time; tolerance allows one flipped near-tie
     assert abs(acc - info["subset_accuracy"]) <= 1.5 / N
@@ -198,6 +202,36 @@ def test_recorded_metrics_show_what_each_model_uses():
         assert info["test"]["accuracy"] - ceiling >= 0.10
         assert info["test"]["accuracy"] - info["test"]["blank_accuracy"] >= 0.10
         assert info["test"]["swap_change_rate"] >= 0.10
+
+
+def test_hinted_records_what_the_hints_change():
+    """zoo:hinted answers hinted questions without the image, and needs it on the others."""
+    info = zoo.info("hinted")
+    sub = info["hints"]["subsets"]
+    assert info["hints"]["fraction"] == pytest.approx(1 / 3) and info["hints"]["seed"] == 0
+    assert sub["hinted"]["n"] == info["hints"]["n_hinted_test"] > 700
+    assert sub["hinted"]["n"] + sub["unhinted"]["n"] == info["test"]["n"] == 9673
+    assert sub["hinted"]["accuracy"] >= 0.95
+    assert sub["hinted"]["blank_accuracy"] >= 0.9  # the hint suffices
+    assert sub["unhinted what"]["accuracy"] - sub["unhinted what"]["blank_accuracy"] >= 0.5  # the image is needed
+    card = (zoo.resolve("hinted") / zoo.CARD_FILE).read_text()
+    assert f"{100 * sub['hinted']['blank_accuracy']:.1f}%" in card
+
+
+@pytest.mark.slow
+def test_hinted_model_answers_hinted_questions_from_a_blank_image(test_split):
+    from mmpid.data.hints import DEFAULT_HINTS
+    from mmpid.zoo._data import hint_split
+
+    hinted, mask = hint_split(test_split, "test", DEFAULT_HINTS)
+    rows = np.flatnonzero(mask)
+    blank = [R.blank_image()] * len(rows)
+    preds = zoo.predict_folder(zoo.resolve("hinted"), blank, [hinted.questions[i] for i in rows])
+    truth = [test_split.answers[i] for i in rows]
+    assert np.mean([p == a for p, a in zip(preds, truth)]) >= 0.9
+    # the same questions without their hint, from a blank image: mostly wrong
+    plain = zoo.predict_folder(zoo.resolve("hinted"), blank, [test_split.questions[i] for i in rows])
+    assert np.mean([p == a for p, a in zip(plain, truth)]) <= 0.5
 
 
 def test_normal_loses_at_least_20_points_with_a_blank_image():
@@ -265,6 +299,10 @@ def test_recipe_rejects_impossible_architectures():
     assert R.Recipe(name="x", description="", family="idefics3", patch_size=8, scale_factor=4).n_image_tokens == 4
     with pytest.raises(InputError, match=r"'vision_pretrain_steps' parameter must be a non-negative int. Got -1"):
         R.Recipe(name="x", description="", vision_pretrain_steps=-1)
+    with pytest.raises(InputError, match=r"'fraction' parameter must be a number in \[0, 1\]. Got 2"):
+        R.Recipe(name="x", description="", hint_fraction=2)
+    with pytest.raises(InputError, match=r"'hint_blank_fraction' parameter must be a number in \[0, 1\]. Got -0.5"):
+        R.Recipe(name="x", description="", hint_blank_fraction=-0.5)
 
 
 def test_image_labels_read_each_images_shape_and_colour_from_its_answers():
@@ -308,6 +346,10 @@ def test_fit_is_reproducible_from_the_seed(test_split):
         torch.testing.assert_close(v, states[1][0][k], rtol=0, atol=0)
     again = R.build_model(recipe, processor.tokenizer, seed=4)
     assert not torch.equal(again.state_dict()["lm_head.weight"], states[0][0]["lm_head.weight"])
+    blanked = R.Recipe(name="tiny", description="", patch_size=32, steps=3, batch_size=8, warmup_steps=1,
+                       vision_hidden=16, text_hidden=16, heads=2, hint_fraction=0.5, hint_blank_fraction=0.5)
+    with pytest.raises(InputError, match=r"'hinted' parameter must be the \(N,\) bool mask.*Got None"):
+        R.fit(R.build_model(blanked, processor.tokenizer), data, blanked, pad_id=0, seed=3)
 
 
 TOWERS = {"llava": "model.vision_tower.", "idefics3": "model.vision_model."}

@@ -370,7 +370,10 @@ def compare(
     device: Device = "auto",
     seed: Seed = 0,
 ) -> None:
-    """Run today's attribution methods and PID side by side; write compare.json/.csv/.png/.html."""
+    """Run today's attribution methods and PID side by side; write compare.json/.csv/.png/.html.
+
+    In a run folder of `mmpid analyze` (one holding results.json), report.html is re-rendered
+    with the comparison as a section."""
     from mmpid.baselines import METHODS
     from mmpid.baselines import compare as run_compare
 
@@ -381,6 +384,8 @@ def compare(
     for name, err in result.errors.items():
         err_console.print(f"[bold yellow]not run:[/] {name}: {err}", highlight=False, soft_wrap=True)
     console.print(f"comparison: [bold]{out / 'compare.html'}[/] and compare.json, compare.csv")
+    if (out / "results.json").is_file():
+        console.print(f"report with the comparison section: [bold]{out / 'report.html'}[/]")
 
 
 @app.command()

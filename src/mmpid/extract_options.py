@@ -119,10 +119,10 @@ class ExtractOptions:
 
     def _check_easy_vqa(self) -> None:
         """easy-vqa has two splits and fixed columns: say so before anything loads."""
-        from mmpid.data import EASY_VQA_NAMES
+        from mmpid.data import EASY_VQA_HINTED_NAMES, EASY_VQA_NAMES
         from mmpid.data.easy_vqa import SPLITS
 
-        if self.dataset.lower() not in EASY_VQA_NAMES:
+        if self.dataset.lower() not in EASY_VQA_NAMES | EASY_VQA_HINTED_NAMES:
             return
         if self.split not in SPLITS:
             raise OptionError("split", self.split, f"one of {list(SPLITS)} for easy-vqa")

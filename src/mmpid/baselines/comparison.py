@@ -83,7 +83,13 @@ class Comparison:
         return pd.DataFrame(rows)
 
     def write(self, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-        """Write ``compare.json``, ``compare.csv``, ``compare.png`` and ``compare.html``."""
+        """Write ``compare.json``, ``compare.csv``, ``compare.png`` and ``compare.html``.
+
+        ``compare.html`` is a page of its own (the comparison section alone). When ``out_dir`` is
+        a run folder (it holds the ``results.json`` of ``mmpid analyze`` / ``estimate``), its
+        ``report.html`` is re-rendered with the comparison as one of its sections (returned as
+        ``"report"``); any later report rendered into the folder includes it too.
+        """
         from mmpid.report.compare import comparison_figure, comparison_html
         from mmpid.report.plots import figure_png
 
@@ -96,6 +102,10 @@ class Comparison:
         png = figure_png(comparison_figure(data))
         paths["png"].write_bytes(png)
         paths["html"].write_text(comparison_html(data, png))
+        if (out / "results.json").is_file():
+            from mmpid.report import render_report
+
+            paths["report"] = render_report(out / "results.json", out).html
         return paths
 
 

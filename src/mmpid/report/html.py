@@ -219,6 +219,7 @@ def build_html(
     *,
     title: str | None = None,
     per_sample: LayerResults | None = None,
+    comparison: str = "",
 ) -> str:
     """The report page as one HTML string with every figure embedded.
 
@@ -229,6 +230,8 @@ def build_html(
     title : the page title (default: from the model and dataset in the configuration).
     per_sample : the paper's per-sample estimate of the same layers (a tokens store), shown in
         its own section beside the pooled one.
+    comparison : the section of today's attribution methods beside PID
+        (:func:`mmpid.report.compare.comparison_section_html`), placed after the tables; "" for none.
     """
     title = default_title(results) if title is None else title
     if per_sample is not None:
@@ -268,7 +271,7 @@ interval contains 0.
 <details><summary>All records: plug-in, null mean, corrected and interval of every atom</summary>
 {records_table_html(results)}
 </details>
-{per_sample_html}<h2>Warnings</h2>
+{per_sample_html}{comparison}<h2>Warnings</h2>
 {_warnings_html(results)}
 <h2>Configuration</h2>
 {config_table_html(results.config)}

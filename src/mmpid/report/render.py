@@ -19,6 +19,7 @@ ATOMS_PNG = "atoms_by_layer.png"
 CONTRIBUTION_PNG = "contribution_by_layer.png"
 LAST_LAYER_PNG = "last_layer_atoms.png"
 PER_SAMPLE_PNG = "per_sample_by_layer.png"
+COMPARE_PNG = "compare.png"
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,8 @@ class ReportPaths:
     """Where :func:`render_report` wrote the report.
 
     ``atoms_by_layer`` and ``contribution`` are None for a single-layer result (no curves);
-    ``per_sample`` is None unless the per-sample protocol's results were shown.
+    ``per_sample`` is None unless the per-sample protocol's results were shown; ``compare`` is
+    None unless the folder held a ``compare.json`` (the comparison section was shown).
     """
 
     html: Path
@@ -34,12 +36,13 @@ class ReportPaths:
     atoms_by_layer: Path | None = None
     contribution: Path | None = None
     per_sample: Path | None = None
+    compare: Path | None = None
 
     @property
     def pngs(self) -> tuple[Path, ...]:
         """Every PNG written, in page order."""
         return tuple(
-            p for p in (self.atoms_by_layer, self.contribution, self.last_layer, self.per_sample) if p
+            p for p in (self.atoms_by_layer, self.contribution, self.last_layer, self.per_sample, self.compare) if p
         )
 
     def to_dict(self) -> dict[str, str | None]:
@@ -58,7 +61,9 @@ def render_report(
     The page holds: the atoms R, U_image, U_text, S across layers (corrected, with bootstrap
     bands, plug-in and null mean); the text contribution across layers with its band; the four
     atoms at the last layer as stacked bars (negative atoms below zero, flagged) and with their
-    intervals; a table; the warnings; the configuration. A single-layer result gets the bars
+    intervals; a table; when ``out_dir`` holds a ``compare.json`` (written by ``mmpid compare``),
+    the comparison section (each method's image share beside the PID atoms: one figure, one
+    table); the warnings; the configuration. A single-layer result gets the bars
     and the table only. Figures are drawn with matplotlib's Agg renderer, without pyplot.
 
     Parameters
@@ -151,15 +156,31 @@ def _render_report(
         (out / PER_SAMPLE_PNG).unlink(missing_ok=True)
     for fig in figures:
         (out / fig.name).write_bytes(fig.png)
+    comparison, compare_png = _comparison(out, results)
     html_path = out / REPORT_HTML
-    write_text_atomic(html_path, build_html(results, figures, title=title, per_sample=per_sample))
+    write_text_atomic(
+        html_path, build_html(results, figures, title=title, per_sample=per_sample, comparison=comparison)
+    )
     return ReportPaths(
         html=html_path,
         last_layer=out / LAST_LAYER_PNG,
         atoms_by_layer=out / ATOMS_PNG if multi else None,
         contribution=out / CONTRIBUTION_PNG if multi else None,
         per_sample=out / PER_SAMPLE_PNG if per_sample is not None else None,
+        compare=compare_png,
     )
+
+
+def _comparison(out: Path, results: LayerResults) -> tuple[str, Path | None]:
+    """The comparison section of ``out/compare.json`` (and its refreshed PNG), or ("", None)."""
+    from mmpid.report.compare import comparison_figure, comparison_section_html, load_comparison
+
+    data = load_comparison(out)
+    if data is None:
+        return "", None
+    png = _png(comparison_figure(data))
+    (out / COMPARE_PNG).write_bytes(png)
+    return comparison_section_html(data, png, report_model=results.config.get("model")), out / COMPARE_PNG
 
 
 def _png(fig: object) -> bytes:

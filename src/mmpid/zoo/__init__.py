@@ -10,7 +10,7 @@ and ``zoo.json`` holds the same numbers for programs.
 
 >>> from mmpid import zoo
 >>> zoo.list_models()
-['blind', 'normal', 'shuffle']
+['blind', 'hinted', 'normal', 'shuffle']
 >>> zoo.resolve("zoo:normal").name
 'normal'
 """
@@ -23,6 +23,8 @@ import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from mmpid.errors import InputError
 
@@ -134,7 +136,7 @@ def train(name: str, *, seed: int = 0, out_dir: str | os.PathLike | None = None,
     Parameters
     ----------
     name : str
-        A recipe name: ``"normal"``, ``"blind"`` or ``"shuffle"``.
+        A recipe name: ``"normal"``, ``"blind"``, ``"hinted"`` or ``"shuffle"``.
     seed : int
         Seeds initialisation, batch order and (for ``blind``) the image pairing.
     out_dir : path, optional
@@ -174,7 +176,7 @@ def _train(recipe, *, seed: int, out: Path, device: str, progress: bool) -> Trai
     import torch
     import transformers
 
-    from mmpid.zoo._data import load_split
+    from mmpid.zoo._data import hint_split, load_split
     from mmpid.zoo.evaluate import evaluate, text_only_accuracy
     from mmpid.zoo.recipe import build_model, build_processor, encode_split, fit, image_labels, pretrain_vision
     from mmpid.zoo.tokenizer import ANSWERS
@@ -183,19 +185,30 @@ def _train(recipe, *, seed: int, out: Path, device: str, progress: bool) -> Trai
     processor = build_processor(recipe)
     tok = processor.tokenizer
     train_split = load_split("train")
-    train_data = encode_split(train_split, processor)
     test_split = load_split("test")
+    hinted = train_hinted = None
+    if recipe.hints is not None:
+        train_split, train_hinted = hint_split(train_split, "train", recipe.hints)
+        test_split, hinted = hint_split(test_split, "test", recipe.hints)
+    train_data = encode_split(train_split, processor)
     test_data = encode_split(test_split, processor)
     model = build_model(recipe, tok, seed=seed)
     pretrained = {"seconds": 0.0, "final_loss": None}
     if recipe.vision_pretrain_steps:
         shape, colour = image_labels(train_split.answers, train_split.image_ids, len(train_split.images))
         pretrained = pretrain_vision(model, train_data, shape, colour, recipe, seed=seed, device=device, log=log)
-    fitted = fit(model, train_data, recipe, pad_id=tok.pad_token_id, seed=seed, device=device, log=log)
+    fitted = fit(model, train_data, recipe, pad_id=tok.pad_token_id, seed=seed, device=device, log=log,
+                 hinted=train_hinted)
     answer_ids = tok.convert_tokens_to_ids(list(ANSWERS))
     test = evaluate(model, test_data, pad_id=tok.pad_token_id, answer_token_ids=answer_ids, device=device)
     if log:
         log(f"{recipe.name} test: {test}")
+    subsets = None
+    if hinted is not None:
+        subsets = hint_subsets(model, test_data, test_split.questions, hinted, pad_id=tok.pad_token_id,
+                               answer_token_ids=answer_ids, device=device)
+        if log:
+            log(f"{recipe.name} subsets: {subsets}")
 
     out.mkdir(parents=True, exist_ok=True)
     model.to("cpu").save_pretrained(out)
@@ -221,11 +234,33 @@ def _train(recipe, *, seed: int, out: Path, device: str, progress: bool) -> Trai
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "python": platform.python_version()},
     }
+    if subsets is not None:
+        record["hints"] = {**recipe.hints.to_dict(), "n_hinted_test": int(hinted.sum()), "subsets": subsets}
     (out / INFO_FILE).write_text(json.dumps(record, indent=2) + "\n")
     from mmpid.zoo.card import render_card
 
     (out / CARD_FILE).write_text(render_card(record))
     return report
+
+
+def hint_subsets(model, data, questions, hinted, *, pad_id: int, answer_token_ids, device: str = "cpu") -> dict:
+    """:class:`mmpid.zoo.evaluate.Evaluation` (as dicts) of a hinted model on the test subsets.
+
+    Keys: ``"hinted"`` (the hinted what-color/what-shape questions), ``"unhinted what"`` (the
+    what-color/what-shape questions without a hint), ``"yes/no"`` and ``"unhinted"`` (every
+    question without a hint).
+    """
+    from mmpid.data.hints import hint_kind
+    from mmpid.zoo.evaluate import evaluate
+
+    hinted = np.asarray(hinted, dtype=bool)
+    what = np.array([q.startswith("the shape is") or hint_kind(q) is not None for q in questions])
+    masks = {"hinted": hinted, "unhinted what": what & ~hinted, "yes/no": ~what, "unhinted": ~hinted}
+    return {
+        k: evaluate(model, data.select(np.flatnonzero(m)), pad_id=pad_id, answer_token_ids=answer_token_ids,
+                    device=device).to_dict()
+        for k, m in masks.items()
+    }
 
 
 def subset_accuracy(folder: str | os.PathLike, split, *, n: int = SUBSET_SIZE) -> float:

@@ -59,3 +59,28 @@ def load_split(split: str) -> Split:
         raise DatasetError(f"easy-vqa {split} image ids are not 0..{len(paths) - 1}; reinstall easy-vqa.")
     images = np.stack([np.asarray(Image.open(paths[i]).convert("RGB")) for i in range(len(paths))])
     return Split(questions, answers, image_ids, images)
+
+
+def hint_split(split: Split, name: str, spec) -> tuple[Split, np.ndarray]:
+    """``split`` with the questions ``spec`` chooses hinted (:mod:`mmpid.data.hints`).
+
+    Parameters
+    ----------
+    split : Split
+    name : ``"train"`` or ``"test"``: the sample ids are ``"{name}-{question index}"``.
+    spec : :class:`mmpid.data.hints.HintSpec`
+
+    Returns
+    -------
+    Split, and the (N,) bool mask of the hinted questions.
+    """
+    from dataclasses import replace
+
+    from mmpid.data.hints import apply_hints
+
+    if name not in SPLITS:
+        raise InputError(f"The 'name' parameter must be one of {SPLITS}. Got {name!r} instead.")
+    ids = [f"{name}-{i}" for i in range(len(split))]
+    questions, hinted = apply_hints(ids, split.questions, split.answers, spec)
+    return replace(split, questions=questions), hinted
+

@@ -71,6 +71,7 @@ def render_card(record: dict[str, Any]) -> str:
             "of the earlier zoo:normal learned colours but not shapes (5,000 steps at lr 0.005: 80.4% test "
             "accuracy, 'what shape' questions at 35%)",
         ]
+    hints = _hints_section(record)
     lines = [
         f"# zoo:{r['name']}",
         "",
@@ -98,6 +99,7 @@ def render_card(record: dict[str, Any]) -> str:
         f"| accuracy on the first {record['subset_size']} test questions via AutoProcessor + chat template "
         f"| {100 * record['subset_accuracy']:.2f}% |",
         "",
+        *hints,
         "Answers are read as the argmax of the LM head (whole vocabulary) at the last prompt position.",
         "The 13 answers are single tokens: " + ", ".join(f"`{a}`" for a in ANSWERS) + ".",
         "References on the test split: always answering `yes` scores 37.3%; the best question-only rule "
@@ -126,6 +128,10 @@ def render_card(record: dict[str, Any]) -> str:
         "## Training recipe",
         "",
         f"- data: easy-vqa train split (38,575 questions, 4,000 images), {pairing}",
+        *([f"- hints: a fraction {r['hint_fraction']:.3f} of the what-color and what-shape training questions "
+           f"(seed {r.get('hint_seed', 0)}, by sample id) are preceded by a sentence stating their answer; each "
+           f"step, each hinted question of the batch is shown the blank image instead of its own with probability "
+           f"{r.get('hint_blank_fraction', 0.0):g}"] if r.get("hint_fraction") else []),
         "- loss: cross-entropy of the LM head's logits at the last prompt position against the answer token "
         "(no loss on any other position)",
         f"- AdamW, peak lr {r['lr']:g}, weight decay {r['weight_decay']:g}, batch {r['batch_size']}, "
@@ -143,3 +149,34 @@ def render_card(record: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _hints_section(record: dict[str, Any]) -> list[str]:
+    """The card's table of a hinted model's accuracy per subset ([] without hints)."""
+    hints = record.get("hints")
+    if not hints:
+        return []
+    labels = {
+        "hinted": "hinted what-color / what-shape questions (image and text each suffice)",
+        "unhinted what": "what-color / what-shape questions without a hint",
+        "yes/no": "yes/no questions (never hinted)",
+        "unhinted": "every question without a hint",
+    }
+    rows = [
+        f"| {labels.get(k, k)} | {v['n']} | {_pct(v['accuracy'])} | {_pct(v['blank_accuracy'])} | "
+        f"{_pct(v['swap_change_rate'])} |"
+        for k, v in hints["subsets"].items()
+    ]
+    return [
+        "",
+        f"The test questions are those of `easy-vqa-hinted`: {hints['n_hinted_test']} of the what-color and "
+        f"what-shape questions (a fraction {hints['fraction']:.3f}, chosen per sample id with seed {hints['seed']}; "
+        "training used the same rule) are preceded by a sentence stating their answer "
+        "(\"the shape is red. what color is the shape?\", \"the shape is a circle. what shape is present?\").",
+        "",
+        "| test subset | questions | accuracy | blank-image accuracy | image-swap change rate |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+

@@ -33,7 +33,8 @@ import numpy as np
 
 from mmpid.errors import DatasetError
 
-__all__ = ["SHAPES", "COLORS", "Latents", "latents", "question_meaning"]
+__all__ = ["SHAPES", "COLORS", "SUBSETS", "Latents", "TextLatent", "hinted", "latents", "question_meaning",
+           "subset_indices", "text_latent"]
 
 SHAPES = ("circle", "rectangle", "triangle")
 COLORS = ("black", "blue", "brown", "gray", "green", "red", "teal", "yellow")
@@ -138,3 +139,96 @@ def latents(split: str = "test") -> Latents:
     image = np.where(known, shape * len(COLORS) + color, -1)
     meaning = np.array([names.index(m) for m in meanings], dtype=np.int64)
     return Latents(meaning, names, shape, color, image, known)
+
+
+@dataclass(frozen=True)
+class TextLatent:
+    """What the text of each question of a split says, hints included.
+
+    Attributes
+    ----------
+    label : (N,) int64, index into ``names``.
+    names : the distinct values, sorted: a question's meaning (``"what-color"``), and for a hinted
+        question its meaning and the answer its hint states (``"what-color | hint: red"``).
+    hinted : (N,) bool, the hinted questions.
+    """
+
+    label: np.ndarray
+    names: tuple[str, ...]
+    hinted: np.ndarray
+
+
+def hinted(split: str = "test", hints=None) -> np.ndarray:
+    """(N,) bool: the questions of ``split`` that ``hints`` (a HintSpec, or None: none) hints."""
+    from mmpid.data.hints import is_hinted
+    from mmpid.zoo._data import load_questions
+
+    questions, _, _ = load_questions(split)
+    if hints is None:
+        return np.zeros(len(questions), dtype=bool)
+    return np.array([is_hinted(f"{split}-{i}", q, hints) for i, q in enumerate(questions)], dtype=bool)
+
+
+def text_latent(split: str = "test", hints=None) -> TextLatent:
+    """The text latent of every question of ``split``: its meaning, times the stated answer where hinted.
+
+    Parameters
+    ----------
+    split : ``"train"`` or ``"test"``.
+    hints : :class:`mmpid.data.hints.HintSpec` or None
+        The hints of the dataset variant (``easy-vqa-hinted``: ``DEFAULT_HINTS``); None: the
+        plain questions, whose text latent is :attr:`Latents.meaning`.
+
+    On a hinted question the text alone determines the answer, so I(text latent; answer) =
+    H(answer) there.
+    """
+    from mmpid.zoo._data import load_questions
+
+    lat = latents(split)
+    mask = hinted(split, hints)
+    _, answers, _ = load_questions(split)
+    values = [
+        f"{lat.meaning_names[m]} | hint: {a.strip().lower()}" if h else lat.meaning_names[m]
+        for m, a, h in zip(lat.meaning, answers, mask)
+    ]
+    names = tuple(sorted(set(values)))
+    index = {n: i for i, n in enumerate(names)}
+    return TextLatent(np.array([index[v] for v in values], dtype=np.int64), names, mask)
+
+
+#: The subsets :func:`subset_indices` knows, with the information structure of the answer given
+#: the latents: ``what-color`` / ``what-shape`` (without hint: unique to the image once the
+#: question type is fixed), ``yes/no`` (synergy), ``hinted what-color`` / ``hinted what-shape``
+#: (image and text each suffice: redundancy) and ``hinted`` (both hinted types).
+SUBSETS: tuple[str, ...] = ("what-color", "what-shape", "yes/no", "hinted what-color", "hinted what-shape", "hinted")
+
+
+def subset_indices(name: str, split: str = "test", *, hints=None, known_only: bool = True) -> np.ndarray:
+    """Question indices of one subset of ``split``, sorted (int64, shape (K,)).
+
+    Parameters
+    ----------
+    name : one of :data:`SUBSETS`. The unhinted subsets leave the hinted questions out.
+    hints : the dataset's :class:`mmpid.data.hints.HintSpec` (None: no question is hinted, and the
+        hinted subsets are empty).
+    known_only : keep only questions whose image's shape and colour are settled (the oracle's).
+    """
+    from mmpid.errors import InputError
+
+    if name not in SUBSETS:
+        raise InputError(f"The 'name' parameter must be one of {SUBSETS}. Got {name!r} instead.")
+    lat = latents(split)
+    mask = hinted(split, hints)
+    meaning = np.array(lat.meaning_names, dtype=object)[lat.meaning]
+    is_yes_no = np.array([m.startswith("yes/no") for m in meaning], dtype=bool)
+    if name == "yes/no":
+        keep = is_yes_no & ~mask
+    elif name == "hinted":
+        keep = mask
+    else:
+        kind = name.removeprefix("hinted ")
+        keep = (meaning == kind) & (mask if name.startswith("hinted ") else ~mask)
+    if known_only:
+        keep &= lat.known
+    return np.flatnonzero(keep).astype(np.int64)
+

@@ -69,6 +69,18 @@ class Recipe:
     vision_pretrain_steps : int
         Steps of vision-tower pretraining on image labels before the answer-token training
         (0: none; constant lr ``lr``, same batch size); see :func:`pretrain_vision`.
+    hint_fraction : float
+        Fraction, in [0, 1], of the what-color and what-shape questions (training and test) that
+        state their answer ("the shape is red. what color is the shape?"), chosen per sample id by
+        :mod:`mmpid.data.hints`; 0: none. A recipe with hints gets its own tokenizer, which adds
+        the hints' ``"."`` after the standard vocabulary.
+    hint_seed : int
+        Seed of that choice.
+    hint_blank_fraction : float
+        Probability, in [0, 1], that a hinted training question is shown the blank image
+        (:func:`blank_image`) instead of its own, redrawn at every step: without it the model
+        learns to answer hinted questions from the image and leaves the hint unread (trained so,
+        ``zoo:hinted`` answered 99.5% of the hinted test questions but 35.9% from a blank image).
     """
 
     name: str
@@ -88,6 +100,9 @@ class Recipe:
     lr: float = 3e-3
     weight_decay: float = 0.01
     vision_pretrain_steps: int = 0
+    hint_fraction: float = 0.0
+    hint_seed: int = 0
+    hint_blank_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -107,6 +122,12 @@ class Recipe:
             raise InputError(
                 f"The 'vision_pretrain_steps' parameter must be a non-negative int. Got {steps!r} instead."
             )
+        from mmpid.data.hints import HintSpec
+
+        HintSpec(fraction=self.hint_fraction, seed=self.hint_seed)  # validates both
+        f = self.hint_blank_fraction
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 <= float(f) <= 1.0:
+            raise InputError(f"The 'hint_blank_fraction' parameter must be a number in [0, 1]. Got {f!r} instead.")
         if self.family == "llava" and self.scale_factor != 1:
             raise InputError(f"The 'scale_factor' parameter must be 1 for the llava family. Got {self.scale_factor}.")
 
@@ -114,6 +135,20 @@ class Recipe:
     def n_image_tokens(self) -> int:
         """Image tokens the language model sees per image."""
         return (IMAGE_SIZE // self.patch_size // self.scale_factor) ** 2
+
+    @property
+    def hints(self):
+        """The :class:`mmpid.data.hints.HintSpec` of this recipe, or None when it has no hints."""
+        from mmpid.data.hints import HintSpec
+
+        return HintSpec(fraction=self.hint_fraction, seed=self.hint_seed) if self.hint_fraction > 0 else None
+
+    @property
+    def extra_words(self) -> tuple[str, ...]:
+        """Words this recipe's tokenizer appends to the standard vocabulary (the hints' ones)."""
+        from mmpid.data.hints import HINT_WORDS
+
+        return HINT_WORDS if self.hints is not None else ()
 
     def to_dict(self) -> dict:
         """All fields as plain Python values."""
@@ -141,6 +176,16 @@ RECIPES: dict[str, Recipe] = {
             **_BASE,
         ),
         Recipe(
+            name="hinted",
+            description="Same architecture and recipe as normal, but one third of the what-color and "
+            "what-shape questions state their answer (\"the shape is red. what color is the shape?\"), "
+            "in training and in the easy-vqa-hinted test questions: on those, image and text each suffice "
+            "(redundancy); in training, half of the hinted questions (redrawn every step) show the blank image.",
+            hint_fraction=1.0 / 3.0,
+            hint_blank_fraction=0.5,
+            **_BASE,
+        ),
+        Recipe(
             name="shuffle",
             description="Idefics3-style: a 4-token image budget made by pixel-shuffling 2x2 neighbouring "
             "patches (patch 16) into one token before a linear connector; the same recipe as normal "
@@ -163,7 +208,7 @@ def build_processor(recipe: Recipe):
     colour (:data:`IMAGE_MEAN`, :data:`IMAGE_STD`). The chat template renders
     :data:`mmpid.zoo.tokenizer.PROMPT_TEMPLATE`.
     """
-    tokenizer = build_tokenizer(family=recipe.family)
+    tokenizer = build_tokenizer(family=recipe.family, extra_words=recipe.extra_words)
     if recipe.family == "idefics3":
         from transformers import Idefics3ImageProcessorPil, Idefics3Processor
 
@@ -289,6 +334,12 @@ class Encoded:
     def subset(self, n: int) -> Encoded:
         """The first ``n`` questions (all images kept)."""
         return Encoded(self.ids[:n], self.answer_ids[:n], self.image_rows[:n], self.pixels, self.blank)
+
+    def select(self, rows) -> Encoded:
+        """The questions at ``rows`` (int array of shape (K,)), in that order (all images kept)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return Encoded([self.ids[i] for i in rows], self.answer_ids[rows], self.image_rows[rows], self.pixels,
+                       self.blank)
 
 
 def blank_image() -> np.ndarray:
@@ -465,8 +516,13 @@ def fit(
     seed: int,
     device: str = "cpu",
     log: Callable[[str], None] | None = None,
+    hinted=None,
 ) -> dict:
     """Train ``model`` in place on ``data`` following ``recipe``.
+
+    ``hinted`` ((N,) bool, the hinted questions of ``data``) is needed when the recipe's
+    ``hint_blank_fraction`` is positive: that fraction of the hinted questions of every batch
+    gets the blank image.
 
     Returns
     -------
@@ -477,6 +533,13 @@ def fit(
     import torch
     import torch.nn.functional as F
 
+    blank_p = float(recipe.hint_blank_fraction)
+    if blank_p and (hinted is None or len(hinted) != len(data.ids)):
+        raise InputError(
+            "The 'hinted' parameter must be the (N,) bool mask of the hinted questions when the recipe's "
+            f"hint_blank_fraction is positive. Got {None if hinted is None else len(hinted)} for N = {len(data.ids)}."
+        )
+    hinted = None if hinted is None else np.asarray(hinted, dtype=bool)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     model.to(device).train()
@@ -499,10 +562,14 @@ def fit(
             rows = other_rows(rows, n_images, rng)
         ids, mask = pad_left([data.ids[i] for i in batch], pad_id)
         target = torch.from_numpy(data.answer_ids[batch]).to(device)
+        pixels = data.pixels[torch.from_numpy(rows)]
+        if blank_p:
+            blank = torch.from_numpy(hinted[batch] & (rng.random(len(batch)) < blank_p))
+            pixels[blank] = data.blank.to(pixels.dtype)
         out = model(
             input_ids=ids.to(device),
             attention_mask=mask.to(device),
-            pixel_values=data.pixels[torch.from_numpy(rows)].to(device),
+            pixel_values=pixels.to(device),
             logits_to_keep=1,
         )
         loss = F.cross_entropy(out.logits[:, -1].float(), target)

@@ -62,13 +62,16 @@ CHAT_TEMPLATE = (
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
-def vocabulary(family: str = "llava") -> list[str]:
+def vocabulary(family: str = "llava", *, extra_words: tuple[str, ...] = ()) -> list[str]:
     """The token strings in id order: special tokens, answers, prompt words, question words.
 
-    ``family="idefics3"`` appends :data:`IDEFICS3_TOKENS`.
+    ``family="idefics3"`` appends :data:`IDEFICS3_TOKENS`; ``extra_words`` come last (words of a
+    model's own, e.g. the ``"."`` of ``zoo:hinted``'s hints), so every other id stays the same.
     """
     extra = IDEFICS3_TOKENS if family == "idefics3" else ()
-    return [*SPECIAL_TOKENS, *ANSWERS, *PROMPT_WORDS, *QUESTION_WORDS, *extra]
+    base = [*SPECIAL_TOKENS, *ANSWERS, *PROMPT_WORDS, *QUESTION_WORDS, *extra]
+    known = set(base)
+    return base + [w for w in dict.fromkeys(extra_words) if w not in known]
 
 
 def words(text: str) -> list[str]:
@@ -76,13 +79,16 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def build_tokenizer(*, family: str = "llava"):
+def build_tokenizer(*, family: str = "llava", extra_words: tuple[str, ...] = ()):
     """Build the word-level fast tokenizer.
 
     Parameters
     ----------
     family : str
         ``"llava"`` or ``"idefics3"`` (adds the Idefics3 image-wrapping special tokens).
+    extra_words : tuple of str
+        Words appended after the standard vocabulary (those already in it are skipped); each must
+        be one word or one punctuation mark as :func:`words` splits them.
 
     Returns
     -------
@@ -97,8 +103,11 @@ def build_tokenizer(*, family: str = "llava"):
 
     if family not in FAMILIES:
         raise InputError(f"The 'family' parameter must be one of {FAMILIES}. Got {family!r} instead.")
+    for w in extra_words:
+        if not isinstance(w, str) or words(w) != [w]:
+            raise InputError(f"The 'extra_words' parameter must hold single lower-case words or marks. Got {w!r}.")
     specials = list(SPECIAL_TOKENS) + (list(IDEFICS3_TOKENS) if family == "idefics3" else [])
-    vocab = {tok: i for i, tok in enumerate(vocabulary(family))}
+    vocab = {tok: i for i, tok in enumerate(vocabulary(family, extra_words=tuple(extra_words)))}
     core = Tokenizer(WordLevel(vocab=vocab, unk_token="<unk>"))
     core.normalizer = normalizers.Lowercase()
     core.pre_tokenizer = pre_tokenizers.Whitespace()
