@@ -40,6 +40,10 @@ class AtomColumns:
     def __len__(self) -> int:
         return len(self.redundancy)
 
+    def head(self, count: int) -> "AtomColumns":
+        """The first ``count`` tables' columns."""
+        return AtomColumns(*(getattr(self, name)[:count] for name, _, _ in _FIELDS))
+
 
 def solve_tables(tables: np.ndarray, *, method: str = "exact", backend: str = "numpy") -> AtomColumns:
     """BROJA PID of every table (B, k_image, k_text, k_target) of counts, in one batched call.
