@@ -457,13 +457,16 @@ class LayerResults:
         return np.array([by_layer[layer] for layer in self.layers], dtype=float)
 
     @property
-    def estimator(self) -> str:
-        """The estimator of ``records``: ``"discrete"`` or ``"gaussian"`` (``"discrete"`` when
-        not recorded: results written before the Gaussian estimator existed are discrete)."""
+    def estimator(self) -> str | None:
+        """The estimator of ``records``, ``"discrete"`` or ``"gaussian"``, when recorded
+        (``config["estimator"]``, or its ``"estimator"`` entry); None otherwise. Results with
+        both estimators (``"both"``) hold the discrete one's records."""
         value = self.config.get("estimator")
         if isinstance(value, Mapping):
             value = value.get("estimator")
-        return "gaussian" if value == "gaussian" else "discrete"
+        if value == "both":
+            return "discrete"
+        return value if value in ("discrete", "gaussian") else None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document (NaN as None)."""
@@ -507,7 +510,7 @@ class LayerResults:
 
     def to_csv(self) -> str:
         """``results.csv``: :meth:`to_frame` plus the columns ``estimator`` (the estimator of
-        each row) and ``interval`` (the intervals' kind, when recorded); a run with both
+        each row) and ``interval`` (the intervals' kind), each when recorded; a run with both
         estimators has the Gaussian estimator's rows after the discrete ones.
         :meth:`from_frame` reads them back."""
         parts = []
@@ -515,7 +518,8 @@ class LayerResults:
             if res is None:
                 continue
             frame = res.to_frame()
-            frame["estimator"] = res.estimator if res is self.gaussian or self.gaussian is None else "discrete"
+            if res.estimator is not None:
+                frame["estimator"] = res.estimator
             if res.interval_kind is not None:
                 frame["interval"] = res.interval_kind
             parts.append(frame)
