@@ -197,3 +197,12 @@ def test_results_with_both_are_validated(tmp_path: Path) -> None:
     (tmp_path / "results.json").write_text(json.dumps(doc))
     with pytest.raises(StoreError, match="'gaussian' must be a JSON object with 'config'"):
         load(tmp_path)
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import mmpid.estimate.compare as module
+
+    result = doctest.testmod(module)
+    assert result.attempted >= 4 and result.failed == 0

@@ -249,7 +249,7 @@ def estimate_both(x_image: Any, x_text: Any, y: Any, **options: Any) -> Estimato
     Examples
     --------
     >>> from mmpid import synthetic
-    >>> d = synthetic.make("xor", 2000, dim_image=16, dim_text=16, dim_target=16, seed=0)
+    >>> d = synthetic.make("xor", 1000, dim_image=16, dim_text=16, dim_target=16, seed=0)
     >>> both = estimate_both(d.x_image, d.x_text, d.y, n_bootstrap=20, n_permutations=5)
     >>> [(x.atom, x.difference > 0.9) for x in both.disagreements]
     [('synergy', True)]
