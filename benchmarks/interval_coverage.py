@@ -147,9 +147,11 @@ def markdown(results: dict, meta: dict) -> str:
         "",
         f"Targets at N = {TARGET_N:,}: coverage >= {TARGET_COVERAGE:.0%} and |bias| <= "
         f"{TARGET_BIAS} bits for every atom. Cells: bias / RMSE / coverage (bits, bits, %); "
-        "`*` marks a cell that misses a target at N = 10,000.",
+        "`*` marks a cell that misses a target at N = 10,000. s/rep: seconds of one repetition "
+        "(every correction, from one shared discretisation and solve) in one worker process "
+        f"({meta.get('workers', 1)} at a time).",
         "",
-        "| structure | N | reps | correction | " + " | ".join(SHORT[a] for a in ATOMS) + " | s/estimate |",
+        "| structure | N | reps | correction | " + " | ".join(SHORT[a] for a in ATOMS) + " | s/rep |",
         "|---|---|---|---|" + "---|" * len(ATOMS) + "---|",
     ]
     for key, by_corr in results.items():
@@ -220,6 +222,11 @@ def main() -> None:
         "workers": args.workers,
         "repetitions_file": reps_path.name,
     }
+    previous = args.out / f"coverage{suffix}.json"
+    if args.summarise_only and previous.exists():  # the run's own machine, date and workers
+        old_meta = json.loads(previous.read_text()).get("meta", {})
+        meta.update({k: old_meta[k] for k in ("machine", "date", "workers") if k in old_meta})
+        meta["summarised"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     reps = {s: (args.slow_reps if s in SLOW else args.reps) for s in args.structures}
     done = load_runs(reps_path, args.inputs, args.bootstrap)
     todo = [] if args.summarise_only else tasks_in_rounds(
