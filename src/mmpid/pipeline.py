@@ -343,6 +343,8 @@ def _estimate_layers(
     if prefix is None:
         prefix = "layer_per_sample" if options.protocol == "per-sample" else "layer"
     desc = "estimate (per-sample)" if options.protocol == "per-sample" else "estimate"
+    if options.estimator == "gaussian":
+        desc = "estimate (gaussian)"
 
     estimates: dict[int, _CachedEstimate] = {}
     for layer in chosen:
