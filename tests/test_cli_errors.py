@@ -118,7 +118,7 @@ def test_estimate_flags(store: Path, tmp_path: Path) -> None:
     code, output = _invoke("estimate", str(store), "--out", str(out), "--level", "95")
     assert code == 2 and "--level must be a number in (0, 1)" in _one_line(output)
     code, output = _invoke("estimate", str(store), "--out", str(out), "--estimator", "kde")
-    assert code == 2 and "--estimator must be one of ['discrete', 'gaussian']" in _one_line(output)
+    assert code == 2 and "--estimator must be one of ['discrete', 'gaussian', 'both']" in _one_line(output)
     assert not out.exists()
     code, output = _invoke("estimate", str(tmp_path / "nostore"), "--out", str(out))
     assert code == 1 and "No feature store at" in _one_line(output)

@@ -3,7 +3,10 @@ the m-out-of-n resamples it needs, and the interval's kind named in every output
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from mmpid import synthetic
@@ -78,3 +81,21 @@ def test_interval_kind_names_level_and_rule() -> None:
     assert interval_kind("extrapolated", 0.9).startswith("90% basic bootstrap interval")
     assert "null-mean" in interval_kind("null", 0.95)
     assert "Gaussian" in interval_kind("gaussian", 0.95)
+
+
+def test_each_correction_at_once_equals_separate_calls() -> None:
+    """The coverage benchmark's shared run (one discretisation, one solve) gives exactly the
+    numbers of separate estimate() calls, for every correction."""
+    from mmpid.estimate.core import estimate_each_correction
+
+    data = synthetic.make("and", 1_000, dim_image=8, dim_text=8, seed=7)
+    kw = dict(n_bootstrap=20, n_permutations=3, seed=2)
+    both = estimate_each_correction(data.x_image, data.x_text, data.t,
+                                    corrections=("bootstrap", "extrapolated", "null"), **kw)
+    for corr, shared in both.items():
+        alone = estimate(data.x_image, data.x_text, data.t, correction=corr, **kw)
+        pd.testing.assert_frame_equal(shared.to_frame(), alone.to_frame())
+        assert json.dumps(shared.details, default=str) == json.dumps(alone.details, default=str)
+        assert shared.warnings == alone.warnings and shared.config == alone.config
+        assert shared.details["subsample"] == alone.details["subsample"]
+        assert shared.details["solver"]["tables"] == alone.details["solver"]["tables"]

@@ -370,7 +370,7 @@ def test_gaussian_pid_rejects_bad_covariances() -> None:
 
 def test_estimator_option_is_validated() -> None:
     x = np.random.default_rng(0).normal(size=(50, 2))
-    with pytest.raises(InputError, match=r"'estimator' must be one of \['discrete', 'gaussian'\]"):
+    with pytest.raises(InputError, match=r"'estimator' must be one of \['discrete', 'gaussian', 'both'\]"):
         mmpid.estimate(x, x, x, estimator="kde")
 
 

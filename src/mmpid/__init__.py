@@ -36,6 +36,8 @@ _LAZY = {
     "estimate": "mmpid.estimate",
     "Estimate": "mmpid.estimate",
     "EstimateOptions": "mmpid.estimate.options",
+    "estimate_both": "mmpid.estimate.compare",
+    "EstimatorComparison": "mmpid.estimate.compare",
     "ExtractOptions": "mmpid.extract_options",
     "AtomEstimate": "mmpid.estimate",
     "synthetic": "mmpid.synthetic",

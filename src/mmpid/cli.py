@@ -64,7 +64,8 @@ Level = Annotated[float, typer.Option(help="Confidence level of the intervals.")
 Seed = Annotated[int, typer.Option(help="Random seed (sampling, clustering, resampling).")]
 Estimator = Annotated[
     str,
-    typer.Option(help="'discrete' (clusters + exact BROJA) or 'gaussian' (Gaussian PID of the features)."),
+    typer.Option(help="'discrete' (clusters + exact BROJA), 'gaussian' (Gaussian PID of the features) "
+                      "or 'both' (side by side, with where they disagree)."),
 ]
 Layers = Annotated[str | None, typer.Option(help="Comma-separated layers to estimate (default: all).")]
 PerSampleClusters = Annotated[
@@ -176,6 +177,20 @@ def _clusters(value: str) -> int | str:
         ) from None
 
 
+def _disagreement_text(results: Any) -> str:
+    """One line per atom and layer where the discrete and Gaussian estimators disagree."""
+    if not results.disagreements:
+        return "the discrete and Gaussian estimators agree on every atom and layer"
+    lines = [f"the estimators disagree on {len(results.disagreements)} atom(s):"]
+    for d in results.disagreements:
+        lines.append(
+            f"  layer {d.layer} {d.atom}: discrete {d.discrete[0]:.3f} [{d.discrete[1]:.3f}, "
+            f"{d.discrete[2]:.3f}], gaussian {d.gaussian[0]:.3f} [{d.gaussian[1]:.3f}, "
+            f"{d.gaussian[2]:.3f}] bits: {d.reading}"
+        )
+    return "\n".join(lines)
+
+
 def _layers(value: str | None) -> list[int] | None:
     if value is None:
         return None
@@ -258,7 +273,7 @@ def estimate(
     A tokens store gets the paper's per-sample estimate too (per_sample/results.json)."""
     from mmpid.pipeline import estimate_store
 
-    estimate_store(
+    results = estimate_store(
         store,
         out,
         layers=_layers(layers),
@@ -276,6 +291,8 @@ def estimate(
         estimator=estimator,
     )
     console.print(f"results: [bold]{out / 'results.json'}[/] and results.csv")
+    if results.gaussian is not None:
+        console.print(_disagreement_text(results))
 
 
 @app.command()
@@ -318,6 +335,7 @@ def analyze(
     address: Address = None,
     workers: Workers = None,
     gpus_per_worker: GpusPerWorker = 0.0,
+    estimator: Estimator = "discrete",
 ) -> None:
     """Extract + estimate + report in one command."""
     from mmpid.pipeline import analyze as run_analyze
@@ -348,6 +366,7 @@ def analyze(
         address=address,
         workers=workers,
         gpus_per_worker=gpus_per_worker,
+        estimator=estimator,
     )
     console.print(f"report: [bold]{paths.report_html}[/]")
 

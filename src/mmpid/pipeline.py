@@ -5,6 +5,7 @@ Everything the CLI does goes through here, so users can script it too.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
@@ -18,7 +19,7 @@ import pandas as pd
 
 from mmpid.engine import EngineOptions
 from mmpid.errors import EstimateWarning, OptionError
-from mmpid.estimate.options import EstimateOptions
+from mmpid.estimate.options import DISCRETE_ONLY, EstimateOptions
 from mmpid.estimate.summary import interval_kind
 from mmpid.extract_options import ExtractOptions
 from mmpid.paths import check_out_dir
@@ -160,8 +161,14 @@ def estimate_store(
     (``per_sample/results.json``; ``config["per_sample"]`` names it).
     engine, address, workers, gpus_per_worker : where the layers are estimated (one Ray task per layer) (:class:`mmpid.engine.EngineOptions`):
         ``"local"`` (this process) or ``"ray"`` (a Ray cluster; see :mod:`mmpid.distributed`).
-    estimator : ``"discrete"`` (default) or ``"gaussian"`` (:func:`mmpid.estimate`'s; part of
-        the cache key, so switching it never reuses a layer of the other).
+    estimator : ``"discrete"`` (default), ``"gaussian"`` (:func:`mmpid.estimate`'s; part of
+        the cache key, so switching it never reuses a layer of the other) or ``"both"``: each
+        layer gets both estimates on the same features (the discrete options go to the
+        discrete estimator only; the Gaussian layers are cached as ``layers/layer_gaussian_*``),
+        ``results.json`` holds the discrete records, the Gaussian ones under ``"gaussian"`` and
+        the atoms where the two disagree under ``"disagreements"``
+        (:mod:`mmpid.estimate.compare` defines a disagreement); the CSV has both, with an
+        ``estimator`` column.
 
     Returns
     -------
@@ -232,9 +239,13 @@ def _estimate_store(
         _check_per_sample_applies(store.protocol, per_sample)
     if store.protocol == "tokens":
         _check_lengths(store, None if per_sample is None else per_sample.length)
-    results = _estimate_layers(
-        store, store_dir, out, layers=layers, options=options, engine=engine, progress=progress
-    )
+    if options.estimator == "both":
+        results = _estimate_both(store, store_dir, out, layers=layers, options=options,
+                                 engine=engine, progress=progress)
+    else:
+        results = _estimate_layers(
+            store, store_dir, out, layers=layers, options=options, engine=engine, progress=progress
+        )
     if store.protocol == "tokens":
         ps_options = per_sample if per_sample is not None else per_sample_options(
             clusters=10, length=None, n_bootstrap=options.n_bootstrap, level=options.level, seed=options.seed
@@ -243,11 +254,52 @@ def _estimate_store(
             store, store_dir, out / PER_SAMPLE_DIR, layers=layers, options=ps_options, engine=engine,
             progress=progress, cache=out / "layers",
         )
-        results = type(results)(
-            {**results.config, "per_sample": f"{PER_SAMPLE_DIR}/results.json"},
-            results.layers, results.warnings, results.records, mmpid_version=results.mmpid_version,
+        results = dataclasses.replace(
+            results, config={**results.config, "per_sample": f"{PER_SAMPLE_DIR}/results.json"}
         )
         results.save(out)
+    return results
+
+
+def _estimate_both(
+    store: Any,
+    store_dir: str | os.PathLike[str],
+    out: Path,
+    *,
+    layers: list[int] | None,
+    options: EstimateOptions,
+    engine: EngineOptions,
+    progress: bool,
+) -> Any:
+    """Each layer's discrete and Gaussian estimate (each cached on its own), side by side,
+    with the atoms where they disagree (:func:`mmpid.estimate.compare.compare_atoms`)."""
+    from mmpid.estimate.compare import DISAGREEMENT_RULE, compare_atoms
+    from mmpid.report.results import BIT_ATOMS
+
+    discrete = _estimate_layers(
+        store, store_dir, out, layers=layers, engine=engine, progress=progress, save=False,
+        options=dataclasses.replace(options, estimator="discrete"),
+    )
+    gaussian = _estimate_layers(
+        store, store_dir, out, layers=layers, engine=engine, progress=progress, save=False,
+        options=dataclasses.replace(options, estimator="gaussian", **DISCRETE_ONLY),
+        prefix="layer_gaussian",
+    )
+
+    def trio(res: Any, layer: int) -> dict[str, tuple[float, float, float]]:
+        return {a: (r.corrected, r.ci_low, r.ci_high) for a in BIT_ATOMS for r in [res.get(layer, a)]}
+
+    found = tuple(
+        d for layer in discrete.layers
+        for d in compare_atoms(trio(discrete, layer), trio(gaussian, layer), layer=layer)
+    )
+    results = dataclasses.replace(
+        discrete,
+        config={**discrete.config, "estimator": "both", "disagreement_rule": DISAGREEMENT_RULE},
+        gaussian=gaussian,
+        disagreements=found,
+    )
+    results.save(out)
     return results
 
 
@@ -261,8 +313,11 @@ def _estimate_layers(
     engine: EngineOptions,
     progress: bool,
     cache: Path | None = None,
+    prefix: str | None = None,
+    save: bool = True,
 ) -> Any:
-    """Estimate each chosen layer of an open store with one set of options (cached per layer)."""
+    """Estimate each chosen layer of an open store with one set of options (cached per layer
+    as ``cache/PREFIX_LLL.json``); write the results to ``out`` when ``save``."""
     from tqdm.auto import tqdm
 
     from mmpid.report.results import LayerResults
@@ -285,8 +340,11 @@ def _estimate_layers(
     )
     cache = out / "layers" if cache is None else cache
     cache.mkdir(parents=True, exist_ok=True)
-    prefix = "layer_per_sample" if options.protocol == "per-sample" else "layer"
+    if prefix is None:
+        prefix = "layer_per_sample" if options.protocol == "per-sample" else "layer"
     desc = "estimate (per-sample)" if options.protocol == "per-sample" else "estimate"
+    if options.estimator == "gaussian":
+        desc = "estimate (gaussian)"
 
     estimates: dict[int, _CachedEstimate] = {}
     for layer in chosen:
@@ -353,7 +411,8 @@ def _estimate_layers(
     if all(e.clusters == first.clusters for e in estimates.values()):
         config["clusters"] = first.clusters  # else from_estimates records clusters_by_layer
     results = LayerResults.from_estimates(estimates, config)
-    results.save(out)
+    if save:
+        results.save(out)
     return results
 
 
@@ -459,6 +518,7 @@ def analyze(
     address: str | None = None,
     workers: int | None = None,
     gpus_per_worker: float = 0.0,
+    estimator: str = "discrete",
     progress: bool = True,
 ) -> AnalysisPaths:
     """Extract representations, estimate the PID of every layer, and render the report.
@@ -469,7 +529,8 @@ def analyze(
     (``per_sample_clusters``, ``length``; see :func:`estimate_store`), shown side by side.
     With ``engine="ray"`` both extraction and estimation run on a Ray cluster (see
     :func:`extract_features` and :func:`estimate_store`); the driver never loads the model, so
-    ``layers`` is checked against the store once it is written.
+    ``layers`` is checked against the store once it is written. ``estimator`` is
+    :func:`estimate_store`'s (``"both"``: the report shows the two estimators side by side).
     """
     # every option first: a bad --level or --limit fails here, before the model loads
     extract_options = ExtractOptions(
@@ -478,7 +539,8 @@ def analyze(
         device=device, dtype=dtype,
     )
     estimate_options = EstimateOptions(
-        clusters=clusters, n_bootstrap=n_bootstrap, n_permutations=n_permutations, level=level, seed=seed
+        clusters=clusters, n_bootstrap=n_bootstrap, n_permutations=n_permutations, level=level, seed=seed,
+        estimator=estimator,
     )
     per_sample = per_sample_options(
         clusters=per_sample_clusters, length=length, n_bootstrap=n_bootstrap, level=level, seed=seed

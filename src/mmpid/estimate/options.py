@@ -40,7 +40,9 @@ __all__ = [
 #: confused with the extraction protocols of :mod:`mmpid.extract_options`.
 ESTIMATION_PROTOCOLS = ("pooled", "per-sample")
 CORRECTIONS = ("bootstrap", "extrapolated", "null")
-ESTIMATORS = ("discrete", "gaussian")
+#: "both" runs the discrete and the Gaussian estimator on the same inputs
+#: (:func:`mmpid.estimate.compare.estimate_both`, ``estimate_store(..., estimator="both")``).
+ESTIMATORS = ("discrete", "gaussian", "both")
 #: The named rules ``clusters=`` accepts besides an int or a per-variable dict: "auto" (the
 #: resolution the data support, :mod:`mmpid.estimate.resolution`) and "conservative" (one
 #: common k from N alone, the plug-in bias bound under independence).
@@ -193,6 +195,13 @@ class EstimateOptions:
                         hint="It belongs to the discrete estimator and would be ignored.",
                     )
             return
+        if self.estimator == "both":
+            # the discrete options apply (to the discrete estimator); the Gaussian one is pooled
+            if self.protocol != "pooled":
+                raise OptionError(
+                    "protocol", self.protocol, "'pooled' with estimator='both'",
+                    hint="The Gaussian estimator has no per-sample protocol.",
+                )
         if self.protocol == "per-sample":
             for name, default in _POOLED_ONLY.items():
                 if getattr(self, name) != default:

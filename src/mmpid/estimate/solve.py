@@ -48,6 +48,10 @@ class AtomColumns:
     def __len__(self) -> int:
         return len(self.redundancy)
 
+    def head(self, count: int) -> AtomColumns:
+        """The first ``count`` tables' columns."""
+        return AtomColumns(*(getattr(self, name)[:count] for name, _, _ in _FIELDS))
+
     @classmethod
     def concatenate(cls, parts: Sequence[AtomColumns]) -> AtomColumns:
         """The columns of ``parts``, one after another (chunks of one stack, in order)."""

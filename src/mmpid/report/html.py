@@ -148,7 +148,22 @@ def _headline(results: LayerResults) -> str:
         f"({escape(interval_label(results))}s):</p><ul>{''.join(items)}</ul>"
         f"<p>Sum of the corrected atoms: {format_bits(total)} bits (the plug-in atoms sum to the "
         f"plug-in I(image, text; target) = {format_bits(plugin_total)} bits).{dominant_text}</p>"
-        f"<p>{contribution}</p></div>"
+        f"<p>{contribution}</p>{_both_line(results)}</div>"
+    )
+
+
+def _both_line(results: LayerResults) -> str:
+    """For a run with both estimators: which one the page's atoms are, and the disagreements."""
+    if results.gaussian is None:
+        return ""
+    n = len(results.disagreements)
+    verdict = (
+        f'<span class="flag">they disagree on {n} atom(s)</span>' if n
+        else '<span class="ok">they agree on every atom</span>'
+    )
+    return (
+        "<p>These are the discrete estimator's atoms; the Gaussian estimator ran on the same "
+        f"features, and {verdict} (section \"Two estimators\").</p>"
     )
 
 
@@ -232,6 +247,9 @@ def build_html(
         its own section beside the pooled one.
     comparison : the section of today's attribution methods beside PID
         (:func:`mmpid.report.compare.comparison_section_html`), placed after the tables; "" for none.
+
+    Results with both estimators (``results.gaussian``) get a section comparing them, with the
+    atoms where they disagree (:mod:`mmpid.report.estimators`).
     """
     title = default_title(results) if title is None else title
     if per_sample is not None:
@@ -240,6 +258,10 @@ def build_html(
         per_sample_html = section_html(results, per_sample) + "\n"
     else:
         per_sample_html = ""
+    if results.gaussian is not None:
+        from mmpid.report.estimators import section_html as estimators_html
+
+        per_sample_html = estimators_html(results) + "\n" + per_sample_html
     csv = base64.b64encode(results.to_csv().encode()).decode()
     single = len(results.layers) == 1
     figures_html = "\n".join(_img(f) for f in figures)

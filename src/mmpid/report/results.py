@@ -12,6 +12,20 @@ format (one row per layer and atom) for spreadsheets and pandas. Schema of ``res
                     "corrected": 0.08, "ci_low": 0.05, "ci_high": 0.11}, ...]
     }
 
+A run with both estimators (``estimator="both"``) adds two keys; a single-estimator file has
+neither and reads as before::
+
+      "gaussian":      {"config": {...}, "warnings": [...], "records": [...]},  # same layers
+      "disagreements": [{"layer": 3, "atom": "synergy",
+                         "discrete": {"corrected": 0.98, "ci_low": 0.95, "ci_high": 1.01},
+                         "gaussian": {"corrected": 0.00, "ci_low": -0.01, "ci_high": 0.01},
+                         "difference": 0.98, "reading": "synergy that only ..."}]
+
+``records`` are then the discrete estimator's, ``config["estimator"]`` is ``"both"`` and
+``config["disagreement_rule"]`` says what counts as a disagreement
+(:mod:`mmpid.estimate.compare`). ``results.csv`` has a column ``estimator`` naming each row's
+estimator (both estimators' rows for such a run).
+
 Atoms ``redundancy``, ``unique_image``, ``unique_text`` and ``synergy`` are in bits; the
 contributions ``contribution_image`` and ``contribution_text`` are fractions in [0, 1] and may be
 undefined (NaN; ``null`` in JSON, an empty cell in CSV) when both unique atoms are about zero.
@@ -33,6 +47,7 @@ import pandas as pd
 
 from mmpid.atomic import write_text_atomic
 from mmpid.errors import InputError, StoreError
+from mmpid.estimate.compare import Disagreement
 from mmpid.estimate.result import ATOMS, BIT_ATOMS, CONTRIBUTIONS, FIELDS
 from mmpid.versions import mmpid_version
 
@@ -56,6 +71,9 @@ COLUMNS: tuple[str, ...] = ("layer", "atom", *FIELDS)
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 _TOP_KEYS = ("mmpid_version", "config", "layers", "warnings", "records")
+#: Keys only a run with both estimators has (see the module docstring).
+_BOTH_KEYS = ("gaussian", "disagreements")
+_SECOND_KEYS = ("config", "warnings", "records")
 
 
 def level_text(results: LayerResults) -> str:
@@ -210,6 +228,11 @@ class LayerResults:
     warnings : :class:`LayerWarning` objects (or ``{"layer", "message"}`` mappings).
     records : :class:`AtomRecord` objects (or mappings with the keys of :data:`COLUMNS`).
     mmpid_version : the version that wrote the results.
+    gaussian : for a run with both estimators (``config["estimator"] == "both"``), the
+        Gaussian estimator's results of the same layers (``records`` are then the discrete
+        estimator's); None otherwise.
+    disagreements : with ``gaussian``, the atoms and layers where the two disagree
+        (:class:`mmpid.estimate.compare.Disagreement`, or their ``to_dict()`` mappings).
 
     Examples
     --------
@@ -225,6 +248,8 @@ class LayerResults:
     warnings: tuple[LayerWarning, ...] = ()
     records: tuple[AtomRecord, ...] = ()
     mmpid_version: str = field(default_factory=mmpid_version)
+    gaussian: LayerResults | None = None
+    disagreements: tuple[Disagreement, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config", _normalise_config(self.config))
@@ -272,6 +297,22 @@ class LayerResults:
         object.__setattr__(self, "records", tuple(recs))
         if not isinstance(self.mmpid_version, str):
             raise InputError(f"'mmpid_version' must be a string; got {self.mmpid_version!r}.")
+        if self.gaussian is not None:
+            if not isinstance(self.gaussian, LayerResults):
+                raise InputError(
+                    f"'gaussian' must be a LayerResults or None; got {type(self.gaussian).__name__}."
+                )
+            if self.gaussian.layers != self.layers:
+                raise InputError(
+                    f"'gaussian' holds layers {list(self.gaussian.layers)}; the discrete results "
+                    f"hold {list(self.layers)}: both estimators must cover the same layers."
+                )
+        elif self.disagreements:
+            raise InputError("'disagreements' needs the second estimator's results ('gaussian').")
+        found = tuple(
+            d if isinstance(d, Disagreement) else Disagreement.from_dict(d) for d in self.disagreements
+        )
+        object.__setattr__(self, "disagreements", found)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -350,6 +391,19 @@ class LayerResults:
                 f"'frame' lacks the columns {lacking}; it needs {list(COLUMNS)} "
                 f"and has {list(frame.columns)}."
             )
+        if "estimator" in frame.columns and frame["estimator"].nunique() > 1:
+            names = sorted(set(frame["estimator"]))
+            if names != ["discrete", "gaussian"]:
+                raise InputError(
+                    f"'frame' column 'estimator' must hold 'discrete' and 'gaussian' (a run with "
+                    f"both estimators) or one estimator; got {names}."
+                )
+            primary = cls.from_frame(frame[frame["estimator"] == "discrete"], config, warnings=warnings)
+            second = cls.from_frame(frame[frame["estimator"] == "gaussian"], {"estimator": "gaussian"})
+            return cls(
+                {**primary.config, "estimator": "both"}, primary.layers, primary.warnings,
+                primary.records, gaussian=second,
+            )
         rows = frame[list(COLUMNS)].to_dict(orient="records")
         layers = sorted({_as_layer(r["layer"], what="column 'layer'") for r in rows})
         return cls(dict(config or {}), tuple(layers), tuple(warnings), tuple(rows))
@@ -402,15 +456,32 @@ class LayerResults:
         by_layer = {r.layer: getattr(r, field) for r in self.records if r.atom == atom}
         return np.array([by_layer[layer] for layer in self.layers], dtype=float)
 
+    @property
+    def estimator(self) -> str | None:
+        """The estimator of ``records``, ``"discrete"`` or ``"gaussian"``, when recorded
+        (``config["estimator"]``, or its ``"estimator"`` entry); None otherwise. Results with
+        both estimators (``"both"``) hold the discrete one's records."""
+        value = self.config.get("estimator")
+        if isinstance(value, Mapping):
+            value = value.get("estimator")
+        if value == "both":
+            return "discrete"
+        return value if value in ("discrete", "gaussian") else None
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON document (NaN as None)."""
-        return {
+        doc = {
             "mmpid_version": self.mmpid_version,
             "config": json.loads(json.dumps(self.config)),
             "layers": list(self.layers),
             "warnings": [w.to_dict() for w in self.warnings],
             "records": [r.to_dict() for r in self.records],
         }
+        if self.gaussian is not None:
+            second = self.gaussian.to_dict()
+            doc["gaussian"] = {k: second[k] for k in _SECOND_KEYS}
+            doc["disagreements"] = [d.to_dict() for d in self.disagreements]
+        return doc
 
     def to_frame(self) -> pd.DataFrame:
         """Long format: one row per (layer, atom), columns :data:`COLUMNS`, NaN where undefined."""
@@ -438,11 +509,21 @@ class LayerResults:
         return json_path, csv_path
 
     def to_csv(self) -> str:
-        """``results.csv``: :meth:`to_frame` plus a last column ``interval`` naming the
-        intervals' kind on every row (when recorded); :meth:`from_frame` ignores it."""
-        frame = self.to_frame()
-        if self.interval_kind is not None:
-            frame["interval"] = self.interval_kind
+        """``results.csv``: :meth:`to_frame` plus the columns ``estimator`` (the estimator of
+        each row) and ``interval`` (the intervals' kind), each when recorded; a run with both
+        estimators has the Gaussian estimator's rows after the discrete ones.
+        :meth:`from_frame` reads them back."""
+        parts = []
+        for res in (self, self.gaussian):
+            if res is None:
+                continue
+            frame = res.to_frame()
+            if res.estimator is not None:
+                frame["estimator"] = res.estimator
+            if res.interval_kind is not None:
+                frame["interval"] = res.interval_kind
+            parts.append(frame)
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         return str(frame.to_csv(index=False, na_rep=""))
 
     @classmethod
@@ -537,7 +618,7 @@ def load(path: str | os.PathLike[str]) -> LayerResults:
             f"got {type(doc).__name__}."
         )
     lacking = [k for k in _TOP_KEYS if k not in doc]
-    extra = [k for k in doc if k not in _TOP_KEYS]
+    extra = [k for k in doc if k not in _TOP_KEYS + _BOTH_KEYS]
     if lacking or extra:
         raise StoreError(
             f"{p} does not follow the results schema: it needs exactly the keys {list(_TOP_KEYS)}"
@@ -551,13 +632,30 @@ def load(path: str | os.PathLike[str]) -> LayerResults:
                 f"{p}: {key!r} must be a JSON {'object' if kind is dict else 'array'}; "
                 f"got {type(doc[key]).__name__}."
             )
+    second = doc.get("gaussian")
+    if second is not None and not (
+        isinstance(second, dict) and all(isinstance(second.get(k), kind) for k, kind in
+                                         (("config", dict), ("warnings", list), ("records", list)))
+    ):
+        raise StoreError(
+            f"{p}: 'gaussian' must be a JSON object with 'config' (an object), 'warnings' and "
+            "'records' (arrays)."
+        )
+    if not isinstance(doc.get("disagreements", []), list):
+        raise StoreError(f"{p}: 'disagreements' must be a JSON array.")
     try:
+        gaussian = None if second is None else LayerResults(
+            second["config"], tuple(doc["layers"]), tuple(second["warnings"]),
+            tuple(second["records"]), mmpid_version=doc["mmpid_version"],
+        )
         return LayerResults(
             doc["config"],
             tuple(doc["layers"]),
             tuple(doc["warnings"]),
             tuple(doc["records"]),
             mmpid_version=doc["mmpid_version"],
+            gaussian=gaussian,
+            disagreements=tuple(doc.get("disagreements", ())),
         )
     except (InputError, TypeError) as exc:
         raise StoreError(f"{p} does not follow the results schema: {exc}") from None
