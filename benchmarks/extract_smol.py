@@ -33,7 +33,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--protocol", default="input-fusion")
+    ap.add_argument("--store", type=Path, default=None,
+                    help="keep the store here (a new folder; `mmpid analyze --out` its parent resumes from it)")
     args = ap.parse_args()
+    if args.store is not None and args.store.exists():
+        raise SystemExit(f"--store {args.store} exists; give a new folder (the benchmark times a fresh extraction)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
@@ -52,10 +56,10 @@ def main() -> None:
     load_s = time.perf_counter() - t
     dataset = load_dataset("easy-vqa", split="test", limit=args.n, seed=0)
     out = Path(tempfile.mkdtemp(prefix="extract-smol-"))
+    store = args.store if args.store is not None else out / "store"
     try:
         c0, t0 = time.process_time(), time.perf_counter()
-        extract(adapter, dataset, out / "store", protocol=args.protocol, batch_size=args.batch_size,
-                progress=False)
+        extract(adapter, dataset, store, protocol=args.protocol, batch_size=args.batch_size, progress=False)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
         shutil.rmtree(out, ignore_errors=True)
