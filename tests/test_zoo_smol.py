@@ -204,6 +204,8 @@ def test_questions_through_the_adapter_match_the_card(assembled):
     # every answer is one token after the prompt, so the prediction is read from this pass
     tokens = adapter.first_token_answers(enc.prompts[0], questions[0], list(ANSWERS))
     assert tokens is not None and len(set(tokens)) == 13
+    # the very tokens the answers were trained on
+    assert tokens == S.answer_token_ids(adapter.tokenizer, ANSWERS)
     pred = [list(ANSWERS)[j] for j in act.logits[:, tokens].argmax(1)]
     hits = sum(p == a for p, a in zip(pred, answers))
     info = zoo.info("zoo:smol")
