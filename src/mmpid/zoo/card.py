@@ -252,4 +252,7 @@ def render_smol_card(record: dict[str, Any]) -> str:
         "resumes when run again with the same `--out`).",
         "",
     ]
+    notes = record.get("notes", [])
+    if notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines)
