@@ -155,8 +155,8 @@ def render_smol_card(record: dict[str, Any]) -> str:
     n_patch = (64 // r["patch_size"]) ** 2
     n_img = n_patch // r["scale_factor"] ** 2
     subset = (f"a seeded random subset of {t['n']:,} of the {t['of']:,} test questions (seed {t['subset_seed']}; "
-              "a forward pass of SmolLM2 costs about 0.4 s a question on this shared 2-core machine, so the whole "
-              "split three times over was out of budget)") if t["n"] != t["of"] else f"all {t['n']:,} test questions"
+              "a forward pass of SmolLM2 costs about 0.15 s a question on this shared 2-core machine, so the "
+              "whole split three times over, about 45 minutes, was out of budget)") if t["n"] != t["of"] else f"all {t['n']:,} test questions"
     kinds = record.get("accuracy_by_question_kind", {})
     v = record["versions"]
     lines = [
@@ -243,7 +243,7 @@ def render_smol_card(record: dict[str, Any]) -> str:
         "",
         f"- seed: {record['seed']} (initialisation, batch order)",
         f"- training time: {record['train_seconds']:.0f} s on {record['threads']} CPU threads of a 2-core machine "
-        f"shared with other jobs (load average 8-12), plus {st['load']:.0f} s loading SmolLM2 and "
+        f"shared with other jobs (load average 5-12), plus {st['load']:.0f} s loading SmolLM2 and "
         f"{st['evaluation']:.0f} s evaluating; GPU time: not measured (no GPU was available)",
         f"- versions: torch {v['torch']}, transformers {v['transformers']}, Python {v['python']}, "
         f"{PACKAGE} {PACKAGE_VERSION}",

@@ -47,7 +47,7 @@ from mmpid.zoo.tokenizer import ANSWERS
 CHECKPOINT_EVERY = 10
 EVAL_BATCH = 64
 #: Test questions evaluated (a seeded random subset; None: all 9,673). A forward pass of
-#: SmolLM2 costs about 0.4 s a question on 2 shared CPU cores.
+#: SmolLM2 costs about 0.15 s a question on 2 shared CPU cores.
 EVAL_N: int | None = 1000
 EVAL_SEED = 7
 
