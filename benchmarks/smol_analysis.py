@@ -1,9 +1,10 @@
 """What mmpid reports for zoo:smol: both protocols over all 30 layers, and the oracle.
 
-Reads two finished ``mmpid analyze --model zoo:smol`` runs (``--protocol input-fusion`` and
+Reads two ``mmpid analyze --model zoo:smol`` runs (``--protocol input-fusion`` and
 ``--protocol span``, on the same easy-vqa test questions), and computes the oracle PID of
-the model's predictions (from the span store: image latent, question meaning -> prediction,
-integer labels; :func:`mmpid.zoo.oracle.oracle_of_store`) with the same estimator options.
+the model's predictions (from the input-fusion store: image latent, question meaning -> prediction,
+integer labels; :func:`mmpid.zoo.oracle.oracle_of_store`) with the same estimator options. A run
+still estimating contributes the layers it has finished.
 Usage::
 
     mmpid analyze --model zoo:smol --protocol input-fusion --limit 2000 --batch-size 32 --out runs/smol-if
@@ -28,12 +29,19 @@ SHORT = {"redundancy": "R", "unique_image": "U_image", "unique_text": "U_text", 
 
 
 def read_results(run: Path) -> dict[int, dict]:
-    """``{layer: {atom: [corrected, ci_low, ci_high]}}`` from a run's results.csv (bits)."""
+    """``{layer: {atom: [corrected, ci_low, ci_high]}}`` (bits) from a run's results.csv, or, for a
+    run still estimating, from the layers it has finished (its per-layer cache)."""
     out: dict[int, dict] = {}
-    with (run / "results.csv").open() as fh:
-        for row in csv.DictReader(fh):
-            out.setdefault(int(row["layer"]), {})[row["atom"]] = [
-                float(row["corrected"]), float(row["ci_low"]), float(row["ci_high"])]
+    if (run / "results.csv").is_file():
+        with (run / "results.csv").open() as fh:
+            for row in csv.DictReader(fh):
+                out.setdefault(int(row["layer"]), {})[row["atom"]] = [
+                    float(row["corrected"]), float(row["ci_low"]), float(row["ci_high"])]
+    else:
+        for f in sorted((run / "layers").glob("layer_*.json")):
+            cached = json.loads(f.read_text())
+            out[int(cached["layer"])] = {r["atom"]: [r["corrected"], r["ci_low"], r["ci_high"]]
+                                         for r in cached["records"]}
     for atoms in out.values():
         atoms["total"] = sum(atoms[a][0] for a in BITS)
     return out
@@ -93,11 +101,14 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     fusion, span = read_results(args.input_fusion), read_results(args.span)
-    n = json.loads((args.span / "results.json").read_text())["config"]["n"]
+    from mmpid.store import FeatureStore
+
+    n = FeatureStore.open(args.input_fusion / "store").n_samples
     res = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "n": n,
-        "oracle": oracle_row(args.span / "store"),
+        # the predictions are the same in both stores (same model, questions and answer scoring)
+        "oracle": oracle_row(args.input_fusion / "store"),
         "input-fusion": {str(k): v for k, v in fusion.items()},
         "span": {str(k): v for k, v in span.items()},
     }
