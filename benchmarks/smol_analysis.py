@@ -36,7 +36,7 @@ def read_results(run: Path) -> dict[int, dict]:
         with (run / "results.csv").open() as fh:
             for row in csv.DictReader(fh):
                 out.setdefault(int(row["layer"]), {})[row["atom"]] = [
-                    float(row["corrected"]), float(row["ci_low"]), float(row["ci_high"])]
+                    float(row[k] or "nan") for k in ("corrected", "ci_low", "ci_high")]
     else:
         for f in sorted((run / "layers").glob("layer_*.json")):
             cached = json.loads(f.read_text())
