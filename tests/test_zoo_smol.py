@@ -217,3 +217,23 @@ def test_questions_through_the_adapter_match_the_card(assembled):
     act_blank = adapter.run(adapter.encode([blank] * N_QUESTIONS, questions))
     pred_blank = act_blank.logits[:, tokens].argmax(1)
     assert (pred_blank != act.logits[:, tokens].argmax(1)).any()
+
+
+def test_recipe_checks_the_pretrained_language_model_fields():
+    from mmpid.errors import InputError
+    from mmpid.zoo.recipe import Recipe
+
+    with pytest.raises(InputError, match=r"'language_model' parameter must be '' or 'smollm2-135m-instruct'\. Got 'gpt2'"):
+        Recipe(name="x", description="x", family="idefics3", language_model="gpt2")
+    with pytest.raises(InputError, match=r"'lora_rank' parameter must be a non-negative int\. Got -1"):
+        Recipe(name="x", description="x", family="idefics3", lora_rank=-1)
+    with pytest.raises(InputError, match=r"pretrained 'language_model' needs family 'idefics3'\. Got 'llava'"):
+        Recipe(name="x", description="x", family="llava", language_model="smollm2-135m-instruct")
+    assert RECIPES["smol"].n_image_tokens == 4
+
+
+def test_training_on_a_gpu_is_refused_with_a_reason():
+    from mmpid.errors import InputError
+
+    with pytest.raises(InputError, match=r"'device' parameter must be 'cpu' for 'smol'.*Got 'cuda'"):
+        zoo.train("smol", device="cuda", progress=False)

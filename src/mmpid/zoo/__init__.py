@@ -56,7 +56,8 @@ def list_models() -> list[str]:
     """
     if not MODELS_DIR.is_dir():
         return []
-    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file() or (p / ASSEMBLY_FILE).is_file())
+    return sorted(p.name for p in MODELS_DIR.iterdir()
+                  if (p / "config.json").is_file() or (p / ASSEMBLY_FILE).is_file())
 
 
 def shipped_folder(spec: str) -> Path:

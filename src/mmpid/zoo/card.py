@@ -156,7 +156,9 @@ def render_smol_card(record: dict[str, Any]) -> str:
     n_img = n_patch // r["scale_factor"] ** 2
     subset = (f"a seeded random subset of {t['n']:,} of the {t['of']:,} test questions (seed {t['subset_seed']}; "
               "a forward pass of SmolLM2 costs about 0.15 s a question on this shared 2-core machine, so the "
-              "whole split three times over, about 45 minutes, was out of budget)") if t["n"] != t["of"] else f"all {t['n']:,} test questions"
+              "whole split three times over, about 45 minutes, was out of budget)")
+    if t["n"] == t["of"]:
+        subset = f"all {t['n']:,} test questions"
     kinds = record.get("accuracy_by_question_kind", {})
     v = record["versions"]
     lines = [

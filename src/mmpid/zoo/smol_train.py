@@ -319,7 +319,8 @@ def train_smol(recipe: Recipe, *, seed: int, out: Path, progress: bool = True, e
         pre = pretrain_vision(model, train_data, shape, colour, wide, seed=seed, log=log)
         align = align_connector(model, train_data, shape, colour, word_ids, wide, seed=seed,
                                 steps=recipe.alignment_steps, log=log)
-        keep = {k: v for k, v in model.state_dict().items() if k.startswith(("model.vision_model.", "model.connector."))}
+        keep = {k: v for k, v in model.state_dict().items()
+                if k.startswith(("model.vision_model.", "model.connector."))}
         torch.save({"state": keep, "pre": pre, "align": align}, stage)
     S.add_lora(model, rank=recipe.lora_rank, seed=seed)
     fitted = fit_smol(model, train_data, recipe, pad_id=tok.pad_token_id, seed=seed, ckpt=out / "checkpoint.pt",
@@ -349,7 +350,8 @@ def train_smol(recipe: Recipe, *, seed: int, out: Path, progress: bool = True, e
     swapped = predict_saved(model, test_data, path=out / "eval-swap.npy", rows=swapped_rows, label="swap", **kw)
     eval_seconds = time.perf_counter() - t_eval
     y = test_data.answer_ids
-    test = {"n": len(y), "of": n_test, "subset_seed": None if len(y) == n_test else EVAL_SEED, "accuracy": float(np.mean(pred == y)), "blank_accuracy": float(np.mean(blank == y)),
+    test = {"n": len(y), "of": n_test, "subset_seed": None if len(y) == n_test else EVAL_SEED,
+            "accuracy": float(np.mean(pred == y)), "blank_accuracy": float(np.mean(blank == y)),
             "swap_change_rate": float(np.mean(swapped != pred)),
             "non_answer_rate": float(np.mean(~np.isin(pred, list(word_ids.values()))))}
     kinds = _question_kinds(questions)
@@ -382,6 +384,6 @@ def _question_kinds(questions) -> np.ndarray:
     kinds = []
     for q in questions:
         ql = q.lower()
-        kinds.append("shape" if ql.startswith("what shape") else "colour" if ql.startswith(("what color", "what colour"))
-                     else "yes/no")
+        colour = ql.startswith(("what color", "what colour"))
+        kinds.append("shape" if ql.startswith("what shape") else "colour" if colour else "yes/no")
     return np.asarray(kinds)
