@@ -77,7 +77,7 @@ def test_resolve_tells_how_to_retrain_a_missing_model(tmp_path, monkeypatch):
 
 
 def test_train_validates_before_training():
-    with pytest.raises(InputError, match=r"'name' parameter must be one of \['blind', 'hinted', 'normal', 'shuffle'\]"):
+    with pytest.raises(InputError, match=r"'name' parameter must be one of \['blind', 'hinted', 'normal', 'shuffle', 'smol'\]"):
         zoo.train("big")
     with pytest.raises(InputError, match=r"'seed' parameter must be a non-negative int. Got -1"):
         zoo.train("normal", seed=-1)
