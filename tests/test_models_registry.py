@@ -50,7 +50,7 @@ def test_zoo_names_load_like_analyze():
     """load_adapter takes zoo:NAME as analyze does; an unknown name lists the shipped ones."""
     a = load_adapter("zoo:normal", device="cpu")
     assert a.n_layers > 1 and "normal" in a.describe()["id"]
-    with pytest.raises(OptionError, match=r"'model' must be .*\['zoo:blind', 'zoo:normal', 'zoo:shuffle'\]; got 'zoo:nope'"):
+    with pytest.raises(OptionError, match=r"'model' must be .*\['zoo:blind', 'zoo:hinted', 'zoo:normal', 'zoo:shuffle', 'zoo:smol'\]; got 'zoo:nope'"):
         load_adapter("zoo:nope")
 
 
