@@ -208,6 +208,13 @@ def estimate(
             method=opts.method,
             backend=opts.backend,
         )
+    return _pooled(x_image, x_text, y, [opts])[opts.correction]
+
+
+def _pooled(x_image: Any, x_text: Any, y: Any, opts: list[EstimateOptions]) -> dict[str, Estimate]:
+    """The pooled discrete estimate under each of ``opts`` (the same options but the correction),
+    from one discretisation and one solve: ``{correction: Estimate}``."""
+    first = opts[0]
     variables = {
         name: as_variable(arr, _ARGS[name]) for name, arr in zip(_NAMES, (x_image, x_text, y))
     }
@@ -216,23 +223,13 @@ def estimate(
         raise InputError(
             f"x_image, x_text and y must have the same number of samples N; got {sizes}."
         )
-    requested = _parse_clusters(clusters, variables)
-    return _estimate_pooled(
-        variables,
-        requested=requested,
-        clusters_arg=opts.clusters_json(),
-        seed=opts.seed,
-        n_bootstrap=opts.n_bootstrap,
-        n_permutations=opts.n_permutations,
-        level=opts.level,
-        correction=opts.correction,
-        normalize=opts.normalize,
-        n_components=opts.n_components,
-        n_init=opts.n_init,
-        max_bias=opts.max_bias,
-        max_clusters=opts.max_clusters,
-        method=opts.method,
-        backend=opts.backend,
+    requested = _parse_clusters(first.clusters, variables)
+    return _estimate_pooled_each(
+        variables, requested=requested, clusters_arg=first.clusters_json(), seed=first.seed,
+        n_bootstrap=first.n_bootstrap, n_permutations=first.n_permutations, level=first.level,
+        corrections=tuple(o.correction for o in opts), normalize=first.normalize,
+        n_components=first.n_components, n_init=first.n_init, max_bias=first.max_bias,
+        max_clusters=first.max_clusters, method=first.method, backend=first.backend,
     )
 
 
@@ -259,33 +256,6 @@ def _parse_clusters(
         for name, v in spec.items()
         if variables[name].kind == "continuous"
     }
-
-
-def _estimate_pooled(
-    variables: Mapping[str, Variable],
-    *,
-    requested: Mapping[str, int | str],
-    clusters_arg: Any,
-    seed: int,
-    n_bootstrap: int,
-    n_permutations: int,
-    level: float,
-    correction: str,
-    normalize: bool,
-    n_components: int | None,
-    n_init: int,
-    max_bias: float,
-    max_clusters: int,
-    method: str,
-    backend: str,
-) -> Estimate:
-    return _estimate_pooled_each(
-        variables, requested=requested, clusters_arg=clusters_arg, seed=seed,
-        n_bootstrap=n_bootstrap, n_permutations=n_permutations, level=level,
-        corrections=(correction,), normalize=normalize, n_components=n_components,
-        n_init=n_init, max_bias=max_bias, max_clusters=max_clusters, method=method,
-        backend=backend,
-    )[correction]
 
 
 def estimate_each_correction(
@@ -317,22 +287,7 @@ def estimate_each_correction(
             "protocol, estimator", (first.protocol, first.estimator),
             "('pooled', 'discrete'): estimate_each_correction runs the pooled discrete estimator only",
         )
-    variables = {
-        name: as_variable(arr, _ARGS[name]) for name, arr in zip(_NAMES, (x_image, x_text, y))
-    }
-    sizes = {_ARGS[k]: v.n for k, v in variables.items()}
-    if len(set(sizes.values())) != 1:
-        raise InputError(
-            f"x_image, x_text and y must have the same number of samples N; got {sizes}."
-        )
-    requested = _parse_clusters(first.clusters, variables)
-    return _estimate_pooled_each(
-        variables, requested=requested, clusters_arg=first.clusters_json(), seed=first.seed,
-        n_bootstrap=first.n_bootstrap, n_permutations=first.n_permutations, level=first.level,
-        corrections=tuple(o.correction for o in opts), normalize=first.normalize,
-        n_components=first.n_components, n_init=first.n_init, max_bias=first.max_bias,
-        max_clusters=first.max_clusters, method=first.method, backend=first.backend,
-    )
+    return _pooled(x_image, x_text, y, opts)
 
 
 def _estimate_pooled_each(

@@ -252,6 +252,23 @@ PRETRAINED_LM_IMAGE_BATCH = 128
 # --------------------------------------------------------------------------- building
 
 
+def idefics3_image_processor():
+    """Idefics3's image processor for the zoo's 64x64 images: one global image, no splitting,
+    normalised with easy-vqa's mean colour and spread."""
+    from transformers import Idefics3ImageProcessorPil
+
+    return Idefics3ImageProcessorPil(
+        do_resize=True,
+        size={"longest_edge": IMAGE_SIZE},
+        max_image_size={"longest_edge": IMAGE_SIZE},
+        do_image_splitting=False,
+        image_mean=list(IMAGE_MEAN),
+        image_std=list(IMAGE_STD),
+        do_convert_rgb=True,
+        do_pad=True,
+    )
+
+
 def build_processor(recipe: Recipe):
     """The processor of a zoo model: image processor + word-level tokenizer + chat template.
 
@@ -261,18 +278,9 @@ def build_processor(recipe: Recipe):
     """
     tokenizer = build_tokenizer(family=recipe.family, extra_words=recipe.extra_words)
     if recipe.family == "idefics3":
-        from transformers import Idefics3ImageProcessorPil, Idefics3Processor
+        from transformers import Idefics3Processor
 
-        image_processor = Idefics3ImageProcessorPil(
-            do_resize=True,
-            size={"longest_edge": IMAGE_SIZE},
-            max_image_size={"longest_edge": IMAGE_SIZE},
-            do_image_splitting=False,
-            image_mean=list(IMAGE_MEAN),
-            image_std=list(IMAGE_STD),
-            do_convert_rgb=True,
-            do_pad=True,
-        )
+        image_processor = idefics3_image_processor()
         return Idefics3Processor(
             image_processor=image_processor,
             tokenizer=tokenizer,

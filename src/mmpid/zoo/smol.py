@@ -241,21 +241,11 @@ def build_processor(recipe, tokenizer):
     """The ``Idefics3Processor`` of ``zoo:smol``: easy-vqa's image preprocessing (as the other
     zoo models: 64x64, normalised with easy-vqa's mean colour, no splitting) and SmolLM2's
     tokenizer with :data:`CHAT_TEMPLATE`."""
-    from transformers import Idefics3ImageProcessorPil, Idefics3Processor
+    from transformers import Idefics3Processor
 
-    from mmpid.zoo.recipe import IMAGE_MEAN, IMAGE_SIZE, IMAGE_STD
+    from mmpid.zoo.recipe import idefics3_image_processor
 
-    image_processor = Idefics3ImageProcessorPil(
-        do_resize=True,
-        size={"longest_edge": IMAGE_SIZE},
-        max_image_size={"longest_edge": IMAGE_SIZE},
-        do_image_splitting=False,
-        image_mean=list(IMAGE_MEAN),
-        image_std=list(IMAGE_STD),
-        do_convert_rgb=True,
-        do_pad=True,
-    )
-    return Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer,
+    return Idefics3Processor(image_processor=idefics3_image_processor(), tokenizer=tokenizer,
                              image_seq_len=recipe.n_image_tokens, chat_template=CHAT_TEMPLATE)
 
 
