@@ -252,6 +252,19 @@ PRETRAINED_LM_IMAGE_BATCH = 128
 # --------------------------------------------------------------------------- building
 
 
+def vision_config_kwargs(recipe: Recipe) -> dict[str, int]:
+    """The vision tower's size (CLIP or Idefics3 vision config keywords) for 64x64 RGB images."""
+    return {
+        "hidden_size": recipe.vision_hidden,
+        "intermediate_size": 2 * recipe.vision_hidden,
+        "num_hidden_layers": recipe.vision_layers,
+        "num_attention_heads": recipe.heads,
+        "image_size": IMAGE_SIZE,
+        "patch_size": recipe.patch_size,
+        "num_channels": 3,
+    }
+
+
 def idefics3_image_processor():
     """Idefics3's image processor for the zoo's 64x64 images: one global image, no splitting,
     normalised with easy-vqa's mean colour and spread."""
@@ -325,15 +338,7 @@ def build_model(recipe: Recipe, tokenizer, *, seed: int = 0):
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,
     )
-    vision_kw = dict(
-        hidden_size=recipe.vision_hidden,
-        intermediate_size=2 * recipe.vision_hidden,
-        num_hidden_layers=recipe.vision_layers,
-        num_attention_heads=recipe.heads,
-        image_size=IMAGE_SIZE,
-        patch_size=recipe.patch_size,
-        num_channels=3,
-    )
+    vision_kw = vision_config_kwargs(recipe)
     image_token_id = tokenizer.convert_tokens_to_ids("<image>")
     torch.manual_seed(seed)
     if recipe.family == "idefics3":

@@ -275,7 +275,7 @@ def build_model(recipe, smol: SmolLM, tokenizer, *, seed: int = 0):
     import torch
     from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3VisionConfig
 
-    from mmpid.zoo.recipe import IMAGE_SIZE
+    from mmpid.zoo.recipe import vision_config_kwargs
 
     text = smol.model.config.to_dict()
     for key in ("quantization_config", "_name_or_path", "_model_name_or_path", "architectures", "transformers_version",
@@ -283,15 +283,7 @@ def build_model(recipe, smol: SmolLM, tokenizer, *, seed: int = 0):
         text.pop(key, None)
     text["vocab_size"] = len(tokenizer)
     text["pad_token_id"] = tokenizer.pad_token_id
-    vision = Idefics3VisionConfig(
-        hidden_size=recipe.vision_hidden,
-        intermediate_size=2 * recipe.vision_hidden,
-        num_hidden_layers=recipe.vision_layers,
-        num_attention_heads=recipe.heads,
-        image_size=IMAGE_SIZE,
-        patch_size=recipe.patch_size,
-        num_channels=3,
-    )
+    vision = Idefics3VisionConfig(**vision_config_kwargs(recipe))
     config = Idefics3Config(
         vision_config=vision.to_dict(),
         text_config=text,
