@@ -169,7 +169,7 @@ def test_assembles_offline_into_a_standard_checkpoint(assembled, monkeypatch):
     assert (text.model_type, text.num_hidden_layers, text.hidden_size) == ("llama", 30, 576)
     assert text.vocab_size == 49152 + len(S.ADDED_TOKENS)
     assert config.tie_word_embeddings
-    assert config.scale_factor == 2 and config.vision_config.patch_size == 16
+    assert config.scale_factor == 4 and config.vision_config.patch_size == 8
     assert not hasattr(text, "quantization_config") or text.quantization_config is None
     # a second resolve reuses the folder (stamped with the key of every input)
     stamp = (folder / S.STAMP_FILE).stat().st_mtime_ns
@@ -237,3 +237,35 @@ def test_training_on_a_gpu_is_refused_with_a_reason():
 
     with pytest.raises(InputError, match=r"'device' parameter must be 'cpu' for 'smol'.*Got 'cuda'"):
         zoo.train("smol", device="cuda", progress=False)
+
+
+def test_settled_image_labels_agree_with_every_what_answer_and_cover_more():
+    from mmpid.zoo._data import load_questions
+    from mmpid.zoo.recipe import COLOURS, SHAPES, image_labels
+    from mmpid.zoo.smol_train import settled_image_labels
+
+    questions, answers, image_ids = load_questions("train")
+    n_images = int(image_ids.max()) + 1
+    shape, colour = settled_image_labels("train", n_images)
+    # every answer that names a shape or colour names the image's label, in the recipe's order
+    for a, i in zip(answers, image_ids):
+        if a in SHAPES:
+            assert SHAPES[shape[i]] == a
+        elif a in COLOURS:
+            assert COLOURS[colour[i]] == a
+    # yes/no answers settle more images than the what-questions alone
+    by_answers = image_labels(answers, image_ids, n_images)
+    assert (shape >= 0).sum() > (by_answers[0] >= 0).sum() and (colour >= 0).sum() > (by_answers[1] >= 0).sum()
+    assert ((by_answers[0] < 0) | (by_answers[0] == shape)).all()
+    assert 0.95 < (shape >= 0).mean() < 0.97 and 0.92 < (colour >= 0).mean() < 0.94
+    # a yes/no answer checked by hand: the image of "is there a red shape?" -> "yes" is red
+    k = next(j for j, (q, a) in enumerate(zip(questions, answers)) if q == "is there a red shape?" and a == "yes")
+    assert COLOURS[colour[image_ids[k]]] == "red"
+
+
+def test_question_kinds_follow_the_question_meaning():
+    from mmpid.zoo.smol_train import _question_kinds
+
+    kinds = _question_kinds(["what is the blue shape?", "what color is the circle?", "what shape is present?",
+                             "is there not a red shape?", "does the image contain a triangle?"])
+    assert kinds.tolist() == ["shape", "colour", "shape", "yes/no", "yes/no"]

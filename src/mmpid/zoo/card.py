@@ -191,8 +191,7 @@ def render_smol_card(record: dict[str, Any]) -> str:
     n_patch = (64 // r["patch_size"]) ** 2
     n_img = n_patch // r["scale_factor"] ** 2
     subset = (f"a seeded random subset of {t['n']:,} of the {t['of']:,} test questions (seed {t['subset_seed']}; "
-              "a forward pass of SmolLM2 costs about 0.15 s a question on this shared 2-core machine, so the "
-              "whole split three times over, about 45 minutes, was out of budget)")
+              "`smol_train.EVAL_N`)")
     if t["n"] == t["of"]:
         subset = f"all {t['n']:,} test questions"
     kinds = record.get("accuracy_by_question_kind", {})
@@ -265,23 +264,25 @@ def render_smol_card(record: dict[str, Any]) -> str:
         "All on easy-vqa's train split (38,575 questions, 4,000 images), every question with its own image.",
         "",
         f"1. vision pretraining ({r['vision_pretrain_steps']} steps, batch 128 images): the tower's last hidden "
-        "state, mean-pooled, feeds two linear heads (discarded) classifying each image's shape and colour (labels "
-        "from the training answers); AdamW, constant lr "
+        "state, mean-pooled, feeds two linear heads (discarded) classifying each image's shape and colour (labels: "
+        "what easy-vqa's latents settle from every training answer about the image, `mmpid.zoo.latents`); AdamW, "
+        "constant lr "
         f"{r['lr']:g}; final loss {record['vision_pretrain_final_loss']:.4f} nats; {st['vision_pretrain']:.0f} s.",
         f"2. word alignment ({r['alignment_steps']} steps, batch 128 images, no language model): tower and "
         "connector trained so that image token 2k lands on SmolLM2's input embedding of the image's colour word "
-        "and token 2k+1 on its shape word (squared distance relative to the word's squared norm); final "
-        f"relative error {record['alignment_final_loss']:.4f}; {st['alignment']:.0f} s.",
+        "and token 2k+1 on its shape word (squared distance relative to the word's squared norm); AdamW, lr "
+        f"{r['lr']:g} decaying along a cosine to 0; final relative error {record['alignment_final_loss']:.4f}; {st['alignment']:.0f} s.",
         f"3. answer training ({r['steps']} steps, batch {r['batch_size']} questions): cross-entropy of the LM "
-        "head's logits at the last prompt position against the answer token, through SmolLM2; trained: the "
-        "tower, the connector, the 5 added embedding rows and the LoRA factors; AdamW, peak lr "
+        "head's logits at the last prompt position against the answer token, through SmolLM2; trained: the 5 "
+        "added embedding rows and the LoRA factors (the tower and connector stay as stage 2 left them, so the "
+        "language model learns to read the words the image tokens spell); AdamW, peak lr "
         f"{r['lr']:g}, no weight decay, linear warm-up {r['warmup_steps']} steps then cosine decay to 0, "
         f"gradient norm clipped at 1, float32; final loss (mean of the last 50 steps) {record['final_loss']:.4f} "
         f"nats; {st['answer_training']:.0f} s.",
         "",
         f"- seed: {record['seed']} (initialisation, batch order)",
         f"- training time: {record['train_seconds']:.0f} s on {record['threads']} CPU threads of a 2-core machine "
-        f"shared with other jobs (load average 5-12), plus {st['load']:.0f} s loading SmolLM2 and "
+        f"(load average {record.get('load_average', float('nan')):.1f} at the end), plus {st['load']:.0f} s loading SmolLM2 and "
         f"{st['evaluation']:.0f} s evaluating; GPU time: not measured (no GPU was available)",
         f"- versions: torch {v['torch']}, transformers {v['transformers']}, Python {v['python']}, "
         f"{PACKAGE} {PACKAGE_VERSION}",
