@@ -180,9 +180,7 @@ def test_assembles_offline_into_a_standard_checkpoint(assembled, monkeypatch):
 
 @pytest.mark.slow
 def test_questions_through_the_adapter_match_the_card(assembled):
-    from mmpid.data import load_dataset
     from mmpid.models import load_adapter
-
     from mmpid.zoo._data import load_split
 
     adapter = load_adapter("zoo:smol", device="cpu")  # MMPID_CACHE points at the assembled folder

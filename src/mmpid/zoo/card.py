@@ -11,6 +11,19 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _load_snippet(name: str) -> list[str]:
+    """The card's lines showing how to load ``zoo:NAME`` with the Auto classes (a code block)."""
+    return [
+        "```python",
+        "from transformers import AutoModelForImageTextToText, AutoProcessor",
+        "from mmpid import zoo",
+        f'folder = zoo.resolve("zoo:{name}")',
+        "processor = AutoProcessor.from_pretrained(folder)",
+        "model = AutoModelForImageTextToText.from_pretrained(folder)",
+        "```",
+    ]
+
+
 def render_card(record: dict[str, Any]) -> str:
     """The model card text for one ``zoo.json`` record."""
     r = record["recipe"]
@@ -79,13 +92,7 @@ def render_card(record: dict[str, Any]) -> str:
         "",
         f"A standard `{cls}` saved with its `{proc}`; load it like a hub model:",
         "",
-        "```python",
-        "from transformers import AutoModelForImageTextToText, AutoProcessor",
-        "from mmpid import zoo",
-        f'folder = zoo.resolve("zoo:{r["name"]}")',
-        "processor = AutoProcessor.from_pretrained(folder)",
-        "model = AutoModelForImageTextToText.from_pretrained(folder)",
-        "```",
+        *_load_snippet(r["name"]),
         "",
         "## Results on easy-vqa (official test split)",
         "",
@@ -208,13 +215,7 @@ def render_smol_card(record: dict[str, Any]) -> str:
         "gguf accelerate`; `make install` does it). `zoo.resolve` assembles a checkpoint folder once into the "
         "user cache (`$MMPID_CACHE`, default `~/.cache/mmpid`; about 30 s) and returns it:",
         "",
-        "```python",
-        "from transformers import AutoModelForImageTextToText, AutoProcessor",
-        "from mmpid import zoo",
-        f'folder = zoo.resolve("zoo:{r["name"]}")',
-        "processor = AutoProcessor.from_pretrained(folder)",
-        "model = AutoModelForImageTextToText.from_pretrained(folder)",
-        "```",
+        *_load_snippet(r["name"]),
         "",
         "## Results on easy-vqa (official test split)",
         "",

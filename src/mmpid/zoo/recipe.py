@@ -462,12 +462,30 @@ def other_rows(rows: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.nd
 # --------------------------------------------------------------------------- training
 
 
-def lr_factor(step: int, recipe: Recipe) -> float:
-    """Linear warm-up to 1 over ``warmup_steps``, then cosine decay to 0 at ``steps``."""
-    if step < recipe.warmup_steps:
-        return (step + 1) / recipe.warmup_steps
-    progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+def warmup_cosine(step: int, steps: int, warmup: int) -> float:
+    """Learning-rate factor: linear warm-up to 1 over ``warmup`` steps (0: none), then cosine
+    decay to 0 at ``steps``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def lr_factor(step: int, recipe: Recipe) -> float:
+    """:func:`warmup_cosine` over the recipe's ``steps`` and ``warmup_steps``."""
+    return warmup_cosine(step, recipe.steps, recipe.warmup_steps)
+
+
+def clipped_step(opt, loss, params) -> float:
+    """One optimiser step on ``loss``: gradients zeroed, back-propagated, their norm over
+    ``params`` clipped at 1. Returns the loss as a float."""
+    import torch
+
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    return float(loss.detach())
 
 
 #: The shape and colour answers of easy-vqa (the classes of :func:`image_labels`).
@@ -560,11 +578,7 @@ def pretrain_vision(
         rows = torch.from_numpy(rng.integers(0, data.pixels.shape[0], size=recipe.batch_size))
         pooled = pooled_features(data.pixels[rows].to(device))
         loss = sum(F.cross_entropy(head(pooled), y[rows].to(device), ignore_index=-1) for head, y in zip(heads, labels))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(clipped_step(opt, loss, params))
         if log is not None and (step + 1) % 50 == 0:
             log(f"{recipe.name} vision pretraining step {step + 1}/{recipe.vision_pretrain_steps} "
                 f"loss {np.mean(losses[-50:]):.4f} {time.perf_counter() - start:.0f}s")
@@ -638,12 +652,8 @@ def fit(
             logits_to_keep=1,
         )
         loss = F.cross_entropy(out.logits[:, -1].float(), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        losses.append(clipped_step(opt, loss, model.parameters()))
         sched.step()
-        losses.append(float(loss.detach()))
         if (step + 1) % 50 == 0:
             curve.append(float(np.mean(losses[-50:])))
             if log is not None:
@@ -669,6 +679,7 @@ __all__ = [
     "blank_image",
     "build_model",
     "build_processor",
+    "clipped_step",
     "encode_split",
     "fit",
     "image_labels",
@@ -677,4 +688,5 @@ __all__ = [
     "pad_left",
     "pixel_values",
     "pretrain_vision",
+    "warmup_cosine",
 ]

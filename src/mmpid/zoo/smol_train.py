@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import platform
 import time
@@ -41,8 +40,11 @@ from mmpid.zoo.recipe import (
     Encoded,
     Recipe,
     blank_image,
+    clipped_step,
+    lr_factor,
     pad_left,
     pixel_values,
+    warmup_cosine,
 )
 from mmpid.zoo.tokenizer import ANSWERS
 
@@ -114,7 +116,7 @@ def align_connector(model, data: Encoded, shape, colour, word_ids: dict[str, int
     n_tok = recipe.n_image_tokens
     for step in range(steps):
         for g in opt.param_groups:
-            g["lr"] = recipe.lr * lr_factor(step, steps, 0)
+            g["lr"] = recipe.lr * warmup_cosine(step, steps, 0)
         rows = torch.from_numpy(rng.integers(0, data.pixels.shape[0], size=recipe.batch_size))
         pix = data.pixels[rows].flatten(0, 1)
         feats = model.model.vision_model(pixel_values=pix).last_hidden_state
@@ -129,11 +131,7 @@ def align_connector(model, data: Encoded, shape, colour, word_ids: dict[str, int
             mask[ok, k] = True
         err = ((tokens - target) ** 2).sum(-1) / (target ** 2).sum(-1).clamp_min(1e-6)
         loss = err[mask].mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(clipped_step(opt, loss, params))
         if log is not None and (step + 1) % 50 == 0:
             log(f"smol alignment step {step + 1}/{steps} loss {np.mean(losses[-50:]):.4f} "
                 f"{time.perf_counter() - start:.0f}s")
@@ -185,13 +183,6 @@ class _Grown:
             self.old_embed.weight[self.n_base:] = self.rows.detach()
 
 
-def lr_factor(step: int, steps: int, warmup: int) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``steps``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
-
-
 def fit_smol(model, data: Encoded, recipe: Recipe, *, pad_id: int, seed: int, ckpt: Path,
              log: Callable[[str], None] | None = None) -> dict:
     """Stage 3: answer-token training through the frozen SmolLM2 (LoRA already added). Trained:
@@ -240,7 +231,7 @@ def fit_smol(model, data: Encoded, recipe: Recipe, *, pad_id: int, seed: int, ck
             step = state["step"]
             t0 = time.perf_counter()
             for g in opt.param_groups:
-                g["lr"] = recipe.lr * lr_factor(step, recipe.steps, recipe.warmup_steps)
+                g["lr"] = recipe.lr * lr_factor(step, recipe)
             if state["cursor"] + recipe.batch_size > n:
                 order, state["cursor"] = np.random.default_rng([seed, step]).permutation(n), 0
             batch = order[state["cursor"]: state["cursor"] + recipe.batch_size]
@@ -250,11 +241,7 @@ def fit_smol(model, data: Encoded, recipe: Recipe, *, pad_id: int, seed: int, ck
             out = model(input_ids=ids, attention_mask=mask,
                         pixel_values=data.pixels[torch.from_numpy(data.image_rows[batch])], logits_to_keep=1)
             loss = F.cross_entropy(out.logits[:, -1].float(), target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            state["losses"].append(float(loss.detach()))
+            state["losses"].append(clipped_step(opt, loss, params))
             state["seconds"] += time.perf_counter() - t0
             state["step"] = step + 1
             if log is not None:
